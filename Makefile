@@ -1,0 +1,52 @@
+# Seisan — the front door. `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint typecheck pytest proto proto-check buf-lint install lock clean \
+        bench-events
+
+help: ## List every target
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create the virtualenv (if missing) and install pinned dependencies
+
+lock: ## Re-pin requirements.lock from the current virtualenv
+	$(PY) -m pip freeze --exclude-editable | grep -v '^seisan' > requirements.lock
+
+proto: $(STAMP) ## Generate Python, gRPC and .pyi stubs from protos/ into shared/seisan
+	$(PY) tools/gen_protos.py
+
+buf-lint: $(STAMP) ## Lint the protos with buf
+	$(VENV)/bin/buf lint
+
+run: $(STAMP) ## Start the whole stack on the embedded default (nats-server from the wheel, SQLite under ./var)
+	$(VENV)/bin/seisan up
+
+lint: $(STAMP) ## ruff format check + lint
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP) ## mypy over shared/, services/, tests/ and tools/
+	$(VENV)/bin/mypy shared/seisan_shared services tools tests
+
+pytest: $(STAMP) ## pytest only (unit, integration, e2e)
+	$(PY) -m pytest -q
+
+test: buf-lint lint typecheck pytest ## Everything CI runs: buf lint, ruff, mypy, pytest
+
+bench-events: $(STAMP) ## ≥100k events through outbox → JetStream → consumer; prints one summary line
+	$(PY) tools/bench_events.py
+
+clean: ## Remove local state (./var) and caches, keep the virtualenv
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
