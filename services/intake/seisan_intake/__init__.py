@@ -1,0 +1,1 @@
+"""Receipt intake: receipt photos in, OCR and field extraction out."""

@@ -1,0 +1,78 @@
+"""`python -m seisan_intake`: the ReceiptIntake gRPC service with its outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+
+from seisan.receipts.v1 import receipts_pb2_grpc
+
+from seisan_intake import bootstrap, config
+from seisan_intake.entrypoints.grpc_servicer import ReceiptIntakeServicer
+from seisan_shared.auth import TokenStore
+from seisan_shared.bus.client import EventBus
+from seisan_shared.bus.outbox import OutboxRelay
+from seisan_shared.faults import Faults
+from seisan_shared.grpc.server import (
+    ServiceRegistration,
+    start_server,
+    wait_for_termination_signal,
+)
+from seisan_shared.storage import Database, run_migrations
+
+log = logging.getLogger("seisan.intake")
+
+
+async def serve() -> None:
+    cfg = config.load()
+    bootstrap.configure_logging(cfg.log_level)
+    faults = Faults.from_env()
+    async with AsyncExitStack() as stack:
+        db = await Database(cfg.resolved_database_url).open()
+        stack.push_async_callback(db.close)
+        await run_migrations(db, bootstrap.MIGRATIONS)
+
+        bus = EventBus(cfg.nats_url, name="intake")
+        await bus.connect()
+        stack.push_async_callback(bus.close)
+        await bus.ensure_streams()
+
+        relay = OutboxRelay(db, bus, faults=faults)
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+
+        async def stop_relay() -> None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+            await relay.publish_pending()  # flush what the last RPCs committed
+
+        stack.push_async_callback(stop_relay)
+
+        ports = bootstrap.build_ports(cfg, db, relay.wake)
+        servicer = ReceiptIntakeServicer(ports, max_upload_bytes=cfg.max_upload_bytes)
+        server = await start_server(
+            [
+                ServiceRegistration(
+                    full_name="seisan.receipts.v1.ReceiptIntake",
+                    servicer=servicer,
+                    add_to_server=receipts_pb2_grpc.add_ReceiptIntakeServicer_to_server,
+                )
+            ],
+            address=cfg.grpc_address,
+            tokens=TokenStore.load(cfg.tokens_file),
+            max_message_bytes=4 * 1024 * 1024,
+        )
+        stack.push_async_callback(server.stop, cfg.shutdown_grace_seconds)
+        log.info("ReceiptIntake serving on %s", server.address)
+        await wait_for_termination_signal()
+        log.info("stopping: draining RPCs, flushing the outbox, closing bus and database")
+
+
+def main() -> None:
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Where the CLI finds the stack: flags, then SEISAN_* environment, then ./var/stack.json."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import typer
+
+from seisan_shared.stack import GRPC_SERVICES, StackFile, var_dir
+
+
+class CliError(Exception):
+    """Shown to the user as one line; exit code given."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Target:
+    nats_url: str
+    addresses: dict[str, str]
+    token: str | None
+
+
+def resolve(nats_url: str | None = None, token: str | None = None) -> Target:
+    stack = StackFile.read(var_dir())
+    url = nats_url or os.environ.get("SEISAN_NATS_URL") or (stack.nats_url if stack else "")
+    addresses: dict[str, str] = {}
+    for spec in GRPC_SERVICES:
+        env = os.environ.get(spec.env_prefix + "ADDRESS")
+        if env:
+            addresses[spec.name] = env
+        elif stack and spec.name in stack.services:
+            addresses[spec.name] = stack.services[spec.name]
+        else:
+            addresses[spec.name] = f"127.0.0.1:{spec.grpc_port}"
+    return Target(url, addresses, token or os.environ.get("SEISAN_TOKEN"))
+
+
+def address_of(service: str) -> str:
+    return resolve().addresses[service]
+
+
+def require_token(token: str | None) -> str:
+    resolved = token or os.environ.get("SEISAN_TOKEN")
+    if not resolved:
+        raise CliError(
+            "no token: pass --token or set SEISAN_TOKEN (README lists the demo tokens)", 2
+        )
+    return resolved
+
+
+def fail(message: str, exit_code: int = 1) -> typer.Exit:
+    typer.secho(f"seisan: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(exit_code)

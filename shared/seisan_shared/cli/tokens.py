@@ -1,0 +1,43 @@
+"""`seisan tokens`: issue bearer tokens (stored hashed) and list who holds which roles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from seisan_shared.auth import ROLES, TokenStore
+from seisan_shared.stack import var_dir
+
+app = typer.Typer(help="Manage bearer tokens (the file stores only their SHA-256).")
+
+
+def tokens_path() -> Path:
+    return Path(os.environ.get("SEISAN_TOKENS_FILE") or var_dir() / "tokens.toml")
+
+
+@app.command()
+def add(
+    name: str = typer.Argument(..., help="The principal's name, e.g. an employee id."),
+    roles: list[str] = typer.Option(
+        ..., "--role", "-r", help=f"Repeat for several: {', '.join(ROLES)}."
+    ),
+) -> None:
+    """Issue a new token for NAME with the given roles; the token is printed once."""
+    bad = [r for r in roles if r not in ROLES]
+    if bad:
+        typer.secho(f"seisan: unknown role(s) {bad}; choose from {ROLES}", err=True, fg="red")
+        raise typer.Exit(2)
+    path = tokens_path()
+    token = TokenStore.issue(path, name, roles)
+    typer.echo(token)
+    typer.secho(f"(stored hashed in {path}; this is the only time it is shown)", err=True)
+
+
+@app.command("list")
+def list_() -> None:
+    """List principals and roles in the token file (never the tokens)."""
+    store = TokenStore.load(tokens_path())
+    for principal in store.principals():
+        typer.echo(f"{principal.name:<16} {','.join(sorted(principal.roles))}")

@@ -1,0 +1,66 @@
+"""What "the whole stack" is: the processes `seisan up` supervises and where the CLI finds them.
+
+Processes are named by module string only — the supervisor starts them as
+``python -m <module>`` and never imports a service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    module: str
+    # gRPC port the process serves on by default; None for workers.
+    grpc_port: int | None = None
+    replicas: int = 1
+
+    @property
+    def env_prefix(self) -> str:
+        return "SEISAN_" + self.name.upper().replace("-", "_") + "_"
+
+
+STACK: tuple[ProcessSpec, ...] = (
+    ProcessSpec("audit", "seisan_audit", 50704),
+    ProcessSpec("intake", "seisan_intake", 50701),
+    ProcessSpec("intake-worker", "seisan_intake.worker"),
+)
+
+GRPC_SERVICES = tuple(p for p in STACK if p.grpc_port is not None)
+
+
+def var_dir(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("SEISAN_VAR_DIR", "var")).resolve()
+
+
+@dataclass
+class StackFile:
+    """``var/stack.json``: written by `seisan up`, read by the CLI to find the running stack."""
+
+    nats_url: str
+    services: dict[str, str]
+    supervisor_pid: int = 0
+
+    @staticmethod
+    def path(var: Path) -> Path:
+        return var / "stack.json"
+
+    def write(self, var: Path) -> None:
+        var.mkdir(parents=True, exist_ok=True)
+        tmp = self.path(var).with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.__dict__, indent=2))
+        tmp.replace(self.path(var))
+
+    @classmethod
+    def read(cls, var: Path) -> StackFile | None:
+        try:
+            data = json.loads(cls.path(var).read_text())
+        except (OSError, ValueError):
+            return None
+        return cls(**data)

@@ -1,0 +1,1 @@
+"""Test support: receipt images, service processes, small waiting helpers."""
