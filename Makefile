@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint typecheck pytest proto proto-check buf-lint install lock clean \
-        bench-events
+        bench-events proto-compat proto-baseline catalogue
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,8 +24,18 @@ install: $(STAMP) ## Create the virtualenv (if missing) and install pinned depen
 lock: ## Re-pin requirements.lock from the current virtualenv
 	$(PY) -m pip freeze --exclude-editable | grep -v '^seisan' > requirements.lock
 
-proto: $(STAMP) ## Generate Python, gRPC and .pyi stubs from protos/ into shared/seisan
+proto: $(STAMP) ## Generate Python, gRPC and .pyi stubs from protos/ into shared/seisan (+ README catalogue)
 	$(PY) tools/gen_protos.py
+	$(PY) tools/gen_catalogue.py
+
+proto-compat: $(STAMP) ## Check protos stay wire-compatible with protos/compat/baseline.binpb (buf breaking, WIRE)
+	$(PY) tools/check_proto_compat.py
+
+proto-baseline: $(STAMP) ## Move the wire-compat baseline to the current protos (deliberate; commit with the protos)
+	$(PY) tools/check_proto_compat.py --update-baseline
+
+catalogue: $(STAMP) ## Regenerate the README event catalogue from seisan_shared.catalogue
+	$(PY) tools/gen_catalogue.py
 
 buf-lint: $(STAMP) ## Lint the protos with buf
 	$(VENV)/bin/buf lint
@@ -43,7 +53,7 @@ typecheck: $(STAMP) ## mypy over shared/, services/, tests/ and tools/
 pytest: $(STAMP) ## pytest only (unit, integration, e2e)
 	$(PY) -m pytest -q
 
-test: buf-lint lint typecheck pytest ## Everything CI runs: buf lint, ruff, mypy, pytest
+test: buf-lint proto-compat lint typecheck pytest ## Everything CI runs: buf lint, wire compat, ruff, mypy, pytest
 
 bench-events: $(STAMP) ## ≥100k events through outbox → JetStream → consumer; prints one summary line
 	$(PY) tools/bench_events.py
