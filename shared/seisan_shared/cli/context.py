@@ -56,3 +56,31 @@ def require_token(token: str | None) -> str:
 def fail(message: str, exit_code: int = 1) -> typer.Exit:
     typer.secho(f"seisan: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(exit_code)
+
+
+# Exit codes every command uses.
+EXIT_OK = 0
+EXIT_REFUSED = 1  # the service said no: invalid input, not found, not allowed, wrong state
+EXIT_USAGE = 2
+EXIT_AUTH = 3  # no or bad token
+EXIT_UNAVAILABLE = 4  # the service could not be reached
+
+_EXIT_BY_CODE = {
+    "UNAUTHENTICATED": EXIT_AUTH,
+    "UNAVAILABLE": EXIT_UNAVAILABLE,
+    "DEADLINE_EXCEEDED": EXIT_UNAVAILABLE,
+}
+
+
+def rpc_failure(exc: Exception, what: str) -> typer.Exit:
+    """Turn a gRPC error into one red line naming the status and the service's message."""
+    import grpc
+
+    if isinstance(exc, grpc.RpcError):
+        code = exc.code().name  # type: ignore[attr-defined]
+        details = exc.details()  # type: ignore[attr-defined]
+        hint = ""
+        if code == "UNAVAILABLE":
+            hint = " — is `seisan up` running?"
+        return fail(f"{what}: {code}: {details}{hint}", _EXIT_BY_CODE.get(code, EXIT_REFUSED))
+    return fail(f"{what}: {exc}", EXIT_REFUSED)

@@ -1,0 +1,346 @@
+"""`seisan receipts …`: upload, list, show, correct, delete receipts from the terminal."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from pathlib import Path
+
+import grpc
+import typer
+from google.protobuf.json_format import MessageToDict
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from seisan.receipts.v1 import receipts_pb2, receipts_pb2_grpc
+from seisan_shared.cli.context import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    address_of,
+    fail,
+    require_token,
+    rpc_failure,
+)
+from seisan_shared.grpc.client import sync_channel
+from seisan_shared.money import MoneyError, format_major, parse_minor_units
+
+app = typer.Typer(help="Receipts: upload photos, see what they say, fix fields.", no_args_is_help=True)
+console = Console(stderr=True)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
+CHUNK = 256 * 1024
+STATUS_NAMES = {
+    "processing": receipts_pb2.RECEIPT_STATUS_PROCESSING,
+    "extracted": receipts_pb2.RECEIPT_STATUS_EXTRACTED,
+    "needs_review": receipts_pb2.RECEIPT_STATUS_NEEDS_REVIEW,
+    "matched": receipts_pb2.RECEIPT_STATUS_MATCHED,
+    "claimed": receipts_pb2.RECEIPT_STATUS_CLAIMED,
+}
+TokenOpt = typer.Option(None, "--token", help="Bearer token (default: SEISAN_TOKEN).")
+JsonOpt = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _stub(token: str | None) -> tuple[grpc.Channel, receipts_pb2_grpc.ReceiptIntakeStub]:
+    channel = sync_channel(address_of("intake"), require_token(token))
+    return channel, receipts_pb2_grpc.ReceiptIntakeStub(channel)
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise fail(f"{path}: no such file or folder", 2)
+    return found
+
+
+def _requests(path: Path, paid_with: int, note: str):  # type: ignore[no-untyped-def]
+    yield receipts_pb2.UploadReceiptRequest(
+        metadata=receipts_pb2.UploadMetadata(paid_with=paid_with, note=note, filename=path.name)
+    )
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield receipts_pb2.UploadReceiptRequest(chunk=chunk)
+
+
+def _short_status(value: int) -> str:
+    return receipts_pb2.ReceiptStatus.Name(value).removeprefix("RECEIPT_STATUS_").lower()
+
+
+@app.command()
+def upload(
+    paths: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
+    personal: bool = typer.Option(
+        False, "--personal", help="Paid with your own money (to claim it back)."
+    ),
+    company_card: bool = typer.Option(False, "--company-card", help="Paid with a company card."),
+    note: str = typer.Option("", help="A note kept with the receipt."),
+    token: str = TokenOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Upload receipt photos (JPEG, PNG, WebP, HEIC); folders are walked, with a progress bar.
+
+    Exit 0 when every file was accepted, 1 when any was refused (each refusal is listed).
+    """
+    paid_with = receipts_pb2.PAID_WITH_UNSPECIFIED
+    if personal and company_card:
+        raise fail("choose one of --personal and --company-card", 2)
+    if personal:
+        paid_with = receipts_pb2.PAID_WITH_PERSONAL
+    elif company_card:
+        paid_with = receipts_pb2.PAID_WITH_COMPANY_CARD
+    files = _files(paths)
+    results: list[dict[str, object]] = []
+    channel, stub = _stub(token)
+    with channel, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=len(files) < 2 or as_json,
+    ) as progress:
+        task = progress.add_task("uploading", total=len(files))
+        for path in files:
+            try:
+                reply = stub.UploadReceipt(_requests(path, paid_with, note), timeout=60)
+                results.append({"file": str(path), "receipt_id": reply.receipt_id,
+                                "duplicate": reply.duplicate})
+            except grpc.RpcError as exc:
+                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED):
+                    raise rpc_failure(exc, "upload") from None
+                results.append({"file": str(path), "error": f"{exc.code().name}: {exc.details()}"})
+            progress.advance(task)
+    failed = [r for r in results if "error" in r]
+    if as_json:
+        typer.echo(json.dumps(results, ensure_ascii=False))
+    else:
+        for r in results:
+            if "error" in r:
+                typer.secho(f"refused  {r['file']}: {r['error']}", fg="red")
+            else:
+                dup = "  (already uploaded)" if r["duplicate"] else ""
+                typer.echo(f"{r['receipt_id']}  {r['file']}{dup}")
+    raise typer.Exit(EXIT_REFUSED if failed else EXIT_OK)
+
+
+def _money_text(field: receipts_pb2.ExtractedMoney) -> str:
+    return f"{format_major(field.amount.minor_units, field.amount.currency)} {field.amount.currency}"
+
+
+def _fields_table(receipt: receipts_pb2.Receipt) -> Table:
+    table = Table(title=f"receipt {receipt.receipt_id}", show_header=True)
+    table.add_column("field")
+    table.add_column("value")
+    table.add_column("confidence", justify="right")
+    f = receipt.fields
+    table.add_row("status", _short_status(receipt.status), "")
+    table.add_row("submitter", receipt.submitter, "")
+    for name in ("merchant", "currency", "card_last4", "invoice_number", "address"):
+        if f.HasField(name):
+            item = getattr(f, name)
+            table.add_row(name, item.value, f"{item.confidence:.2f}")
+    if f.HasField("transaction_date"):
+        d = f.transaction_date
+        text = f"{d.date.year:04d}-{d.date.month:02d}-{d.date.day:02d} {d.time}".strip()
+        table.add_row("transaction_date", text, f"{d.confidence:.2f}")
+    for name in ("total", "subtotal", "tax", "tip"):
+        if f.HasField(name):
+            item = getattr(f, name)
+            table.add_row(name, _money_text(item), f"{item.confidence:.2f}")
+    if f.payment_method:
+        method = receipts_pb2.PaymentMethod.Name(f.payment_method).removeprefix("PAYMENT_METHOD_")
+        table.add_row("payment_method", method.lower(), f"{f.payment_method_confidence:.2f}")
+    if receipt.possible_duplicate_of:
+        table.add_row("possible_duplicate_of", receipt.possible_duplicate_of, "")
+    for reason in receipt.review_reasons:
+        table.add_row("needs review", reason, "")
+    return table
+
+
+@app.command()
+def show(
+    receipt_id: str,
+    wait: float = typer.Option(0.0, help="Wait up to this many seconds for extraction to finish."),
+    token: str = TokenOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show one receipt and the fields read from it."""
+    channel, stub = _stub(token)
+    deadline = time.monotonic() + wait
+    with channel:
+        while True:
+            try:
+                receipt = stub.GetReceipt(
+                    receipts_pb2.GetReceiptRequest(receipt_id=receipt_id), timeout=10
+                ).receipt
+            except grpc.RpcError as exc:
+                raise rpc_failure(exc, "show") from None
+            if receipt.status != receipts_pb2.RECEIPT_STATUS_PROCESSING:
+                break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.3)
+    if as_json:
+        typer.echo(json.dumps(MessageToDict(receipt, preserving_proto_field_name=True),
+                              ensure_ascii=False))
+    else:
+        Console().print(_fields_table(receipt))
+
+
+def _parse_day(text: str | None, name: str) -> receipts_pb2.common__pb2.Date | None:  # type: ignore[name-defined]
+    if not text:
+        return None
+    try:
+        d = date.fromisoformat(text)
+    except ValueError:
+        raise fail(f"{name}: expected YYYY-MM-DD, got {text!r}", 2) from None
+    from seisan.common.v1 import common_pb2
+
+    return common_pb2.Date(year=d.year, month=d.month, day=d.day)
+
+
+@app.command("list")
+def list_(
+    status: str = typer.Option(None, help=f"One of: {', '.join(STATUS_NAMES)}."),
+    date_from: str = typer.Option(None, "--from", help="Transaction date from (YYYY-MM-DD)."),
+    date_to: str = typer.Option(None, "--to", help="Transaction date to (YYYY-MM-DD)."),
+    currency: str = typer.Option(None, help="ISO 4217 code, needed with --min/--max."),
+    amount_min: str = typer.Option(None, "--min", help="Smallest total, e.g. 1,000 or 10.59."),
+    amount_max: str = typer.Option(None, "--max", help="Largest total."),
+    merchant: str = typer.Option(None, help="Merchant name contains this text."),
+    submitter: str = typer.Option(None, help="Only this submitter (approver/treasury/admin)."),
+    limit: int = typer.Option(50, help="At most this many."),
+    token: str = TokenOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """List receipts, newest first; search by date, amount and merchant (staff: own only)."""
+    request = receipts_pb2.ListReceiptsRequest(page_size=limit)
+    if status:
+        if status not in STATUS_NAMES:
+            raise fail(f"--status must be one of {', '.join(STATUS_NAMES)}", 2)
+        request.status = STATUS_NAMES[status]
+    for name, text, target in (("--from", date_from, "date_from"), ("--to", date_to, "date_to")):
+        parsed = _parse_day(text, name)
+        if parsed is not None:
+            getattr(request, target).CopyFrom(parsed)
+    if (amount_min or amount_max) and not currency:
+        raise fail("--min/--max need --currency (amounts are exact minor units of a currency)", 2)
+    try:
+        if amount_min:
+            request.amount_min = parse_minor_units(amount_min, currency.upper())
+        if amount_max:
+            request.amount_max = parse_minor_units(amount_max, currency.upper())
+    except MoneyError as exc:
+        raise fail(str(exc), 2) from None
+    if currency:
+        request.currency = currency.upper()
+    request.merchant = merchant or ""
+    request.submitter = submitter or ""
+    channel, stub = _stub(token)
+    with channel:
+        try:
+            reply = stub.ListReceipts(request, timeout=15)
+        except grpc.RpcError as exc:
+            raise rpc_failure(exc, "list") from None
+    if as_json:
+        typer.echo(json.dumps([MessageToDict(r, preserving_proto_field_name=True)
+                               for r in reply.receipts], ensure_ascii=False))
+        return
+    table = Table(show_header=True)
+    for col in ("receipt", "status", "submitter", "date", "merchant", "total"):
+        table.add_column(col)
+    for r in reply.receipts:
+        f = r.fields
+        day = ""
+        if f.HasField("transaction_date"):
+            d = f.transaction_date.date
+            day = f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+        table.add_row(
+            r.receipt_id, _short_status(r.status), r.submitter, day,
+            f.merchant.value, _money_text(f.total) if f.HasField("total") else "",
+        )
+    Console().print(table)
+
+
+@app.command()
+def correct(
+    receipt_id: str,
+    merchant: str = typer.Option(None, help="Merchant name."),
+    day: str = typer.Option(None, "--date", help="Transaction date YYYY-MM-DD."),
+    total: str = typer.Option(None, help="Total as printed, e.g. 1,112 or 10.59."),
+    currency: str = typer.Option(None, help="ISO 4217 code for --total (default: the receipt's)."),
+    reason: str = typer.Option("", help="Why (kept in the audit trail)."),
+    token: str = TokenOpt,
+) -> None:
+    """Fix fields the OCR got wrong (only the submitter; audited: who, when, old → new)."""
+    request = receipts_pb2.CorrectReceiptRequest(receipt_id=receipt_id, reason=reason)
+    if merchant:
+        request.fields.merchant.value = merchant
+    parsed = _parse_day(day, "--date")
+    if parsed is not None:
+        request.fields.transaction_date.date.CopyFrom(parsed)
+    channel, stub = _stub(token)
+    with channel:
+        try:
+            if total:
+                code = (currency or "").upper()
+                if not code:
+                    current = stub.GetReceipt(
+                        receipts_pb2.GetReceiptRequest(receipt_id=receipt_id), timeout=10
+                    ).receipt
+                    code = current.fields.total.amount.currency or current.fields.currency.value
+                if not code:
+                    raise fail("--currency is needed: the receipt has none yet", 2)
+                try:
+                    request.fields.total.amount.minor_units = parse_minor_units(total, code)
+                except MoneyError as exc:
+                    raise fail(str(exc), 2) from None
+                request.fields.total.amount.currency = code
+            reply = stub.CorrectReceipt(request, timeout=10)
+        except grpc.RpcError as exc:
+            raise rpc_failure(exc, "correct") from None
+    Console().print(_fields_table(reply.receipt))
+
+
+@app.command()
+def delete(
+    receipt_id: str,
+    reason: str = typer.Option("", help="Why (kept in the audit trail)."),
+    token: str = TokenOpt,
+) -> None:
+    """Delete a receipt that is neither matched nor claimed."""
+    channel, stub = _stub(token)
+    with channel:
+        try:
+            stub.DeleteReceipt(
+                receipts_pb2.DeleteReceiptRequest(receipt_id=receipt_id, reason=reason), timeout=10
+            )
+        except grpc.RpcError as exc:
+            raise rpc_failure(exc, "delete") from None
+    typer.echo(f"deleted {receipt_id}")
+
+
+@app.command()
+def image(
+    receipt_id: str,
+    out: Path = typer.Option(..., "--out", "-o", help="File to write."),
+    original: bool = typer.Option(False, help="The bytes as uploaded (evidence) instead."),
+    token: str = TokenOpt,
+) -> None:
+    """Save a receipt's image (normalised by default; --original for the evidence bytes)."""
+    variant = receipts_pb2.IMAGE_VARIANT_ORIGINAL if original else (
+        receipts_pb2.IMAGE_VARIANT_NORMALIZED
+    )
+    channel, stub = _stub(token)
+    with channel:
+        try:
+            parts = stub.GetReceiptImage(
+                receipts_pb2.GetReceiptImageRequest(receipt_id=receipt_id, variant=variant),
+                timeout=30,
+            )
+            data = b"".join(p.chunk for p in parts)
+        except grpc.RpcError as exc:
+            raise rpc_failure(exc, "image") from None
+    out.write_bytes(data)
+    typer.echo(f"wrote {len(data):,} bytes to {out}")
