@@ -1,0 +1,1 @@
+"""The audit chain: records, canonical bytes, hashing and verification (pure)."""
