@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from google.protobuf import any_pb2, symbol_database
 from google.protobuf.message import Message
-from seisan.events.v1 import envelope_pb2
 
+from seisan.events.v1 import envelope_pb2
 from seisan_shared.subjects import subject_for
 
 Envelope = envelope_pb2.Envelope

@@ -15,24 +15,91 @@ from decimal import Decimal, InvalidOperation
 # ISO 4217 minor-unit exponents. Currencies not listed here are refused.
 EXPONENTS: dict[str, int] = {
     # zero-decimal
-    "JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "PYG": 0, "UGX": 0, "XAF": 0,
-    "XOF": 0, "XPF": 0, "KMF": 0, "GNF": 0, "RWF": 0, "VUV": 0, "DJF": 0,
+    "JPY": 0,
+    "KRW": 0,
+    "VND": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "PYG": 0,
+    "UGX": 0,
+    "XAF": 0,
+    "XOF": 0,
+    "XPF": 0,
+    "KMF": 0,
+    "GNF": 0,
+    "RWF": 0,
+    "VUV": 0,
+    "DJF": 0,
     # three-decimal
-    "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3, "LYD": 3, "IQD": 3,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "JOD": 3,
+    "TND": 3,
+    "LYD": 3,
+    "IQD": 3,
     # two-decimal
-    "USD": 2, "EUR": 2, "GBP": 2, "CHF": 2, "CAD": 2, "AUD": 2, "NZD": 2, "SGD": 2,
-    "HKD": 2, "CNY": 2, "TWD": 2, "MYR": 2, "THB": 2, "IDR": 2, "PHP": 2, "INR": 2,
-    "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2, "HUF": 2, "MXN": 2, "BRL": 2,
-    "ZAR": 2, "AED": 2, "SAR": 2, "ILS": 2, "TRY": 2, "RUB": 2, "ARS": 2, "COP": 2,
-    "PEN": 2, "EGP": 2, "NGN": 2, "KES": 2, "PKR": 2, "BDT": 2, "LKR": 2,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "CHF": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "NZD": 2,
+    "SGD": 2,
+    "HKD": 2,
+    "CNY": 2,
+    "TWD": 2,
+    "MYR": 2,
+    "THB": 2,
+    "IDR": 2,
+    "PHP": 2,
+    "INR": 2,
+    "SEK": 2,
+    "NOK": 2,
+    "DKK": 2,
+    "PLN": 2,
+    "CZK": 2,
+    "HUF": 2,
+    "MXN": 2,
+    "BRL": 2,
+    "ZAR": 2,
+    "AED": 2,
+    "SAR": 2,
+    "ILS": 2,
+    "TRY": 2,
+    "RUB": 2,
+    "ARS": 2,
+    "COP": 2,
+    "PEN": 2,
+    "EGP": 2,
+    "NGN": 2,
+    "KES": 2,
+    "PKR": 2,
+    "BDT": 2,
+    "LKR": 2,
 }
 
 # Symbols and words that name a currency on a receipt. "$" alone means USD
 # unless the caller says otherwise; "¥"/"円" mean JPY.
 SYMBOLS: dict[str, str] = {
-    "¥": "JPY", "￥": "JPY", "円": "JPY", "$": "USD", "US$": "USD", "€": "EUR",
-    "£": "GBP", "RM": "MYR", "S$": "SGD", "HK$": "HKD", "A$": "AUD", "C$": "CAD",
-    "₩": "KRW", "₹": "INR", "元": "CNY", "CHF": "CHF", "BD": "BHD",
+    "¥": "JPY",
+    "￥": "JPY",
+    "円": "JPY",
+    "$": "USD",
+    "US$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+    "RM": "MYR",
+    "S$": "SGD",
+    "HK$": "HKD",
+    "A$": "AUD",
+    "C$": "CAD",
+    "₩": "KRW",
+    "₹": "INR",
+    "元": "CNY",
+    "CHF": "CHF",
+    "BD": "BHD",
 }
 
 
@@ -62,9 +129,7 @@ class Money:
 
     def __post_init__(self) -> None:
         if isinstance(self.minor_units, bool) or not isinstance(self.minor_units, int):
-            raise MoneyError(
-                f"minor_units must be an int, got {type(self.minor_units).__name__}"
-            )
+            raise MoneyError(f"minor_units must be an int, got {type(self.minor_units).__name__}")
         check_currency(self.currency)
 
     @classmethod
@@ -157,9 +222,7 @@ def parse_minor_units(text: str, currency: str) -> int:
     frac = match.group("frac") or ""
     if len(frac) > exp:
         if frac.strip("0") and len(frac.rstrip("0")) > exp:
-            raise MoneyError(
-                f"{text!r} has {len(frac)} decimal digits; {currency} has {exp}"
-            )
+            raise MoneyError(f"{text!r} has {len(frac)} decimal digits; {currency} has {exp}")
         frac = frac[:exp]
     frac = frac.ljust(exp, "0")
     value = int(whole + frac) if exp else int(whole)

@@ -48,7 +48,7 @@ def event_type_of(subject: str) -> str:
     prefix = SUBJECT_PREFIX + "."
     if not subject.startswith(prefix):
         raise ValueError(f"{subject!r} is not a Seisan event subject")
-    return subject[len(prefix):]
+    return subject[len(prefix) :]
 
 
 def dlq_subject(consumer: str) -> str:

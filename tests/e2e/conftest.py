@@ -6,9 +6,9 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from support.processes import ServiceProcess, free_port
 
 from seisan_shared.bus.natsserver import NatsServer
+from support.processes import ServiceProcess, free_port
 
 
 @dataclass

@@ -15,10 +15,10 @@ from collections import Counter
 
 import grpc
 import pytest
-from support.images import receipt_jpeg
 
 from seisan.receipts.v1 import receipts_pb2, receipts_pb2_grpc
 from seisan_shared.grpc.client import sync_channel
+from support.images import receipt_jpeg
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +26,15 @@ pytestmark = pytest.mark.slow
 def upload(address: str, token: str, data: bytes) -> str:
     with sync_channel(address, token) as channel:
         stub = receipts_pb2_grpc.ReceiptIntakeStub(channel)
-        parts = [receipts_pb2.UploadReceiptRequest(metadata=receipts_pb2.UploadMetadata(
-            paid_with=receipts_pb2.PAID_WITH_PERSONAL))]
-        parts += [receipts_pb2.UploadReceiptRequest(chunk=data[i:i + 65536])
-                  for i in range(0, len(data), 65536)]
+        parts = [
+            receipts_pb2.UploadReceiptRequest(
+                metadata=receipts_pb2.UploadMetadata(paid_with=receipts_pb2.PAID_WITH_PERSONAL)
+            )
+        ]
+        parts += [
+            receipts_pb2.UploadReceiptRequest(chunk=data[i : i + 65536])
+            for i in range(0, len(data), 65536)
+        ]
         return stub.UploadReceipt(iter(parts), timeout=10).receipt_id
 
 
@@ -42,8 +47,17 @@ def list_ids(address: str, token: str) -> set[str]:
 
 def test_subscriber_gets_every_event_once_across_publisher_crashes(stack, intake_address):
     subscriber = subprocess.Popen(
-        [sys.executable, "-m", "seisan_shared.cli.main", "events", "tail", "--json", "--all",
-         "-s", "seisan.receipt.captured"],
+        [
+            sys.executable,
+            "-m",
+            "seisan_shared.cli.main",
+            "events",
+            "tail",
+            "--json",
+            "--all",
+            "-s",
+            "seisan.receipt.captured",
+        ],
         env={**stack.env, "PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -15,7 +15,6 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from support.images import receipt_jpeg
 
 from seisan.receipts.v1 import receipts_pb2, receipts_pb2_grpc
 from seisan_intake.adapters.blobstore import FilesystemBlobStore
@@ -30,6 +29,7 @@ from seisan_shared.grpc.client import channel
 from seisan_shared.grpc.server import ServiceRegistration, start_server
 from seisan_shared.storage import Database, run_migrations
 from seisan_shared.storage.tables import outbox
+from support.images import receipt_jpeg
 
 MAX_UPLOAD = 1_000_000
 TOKENS = {
@@ -53,7 +53,9 @@ class Intake:
             self.channels[token] = channel(self.address, token)
         return receipts_pb2_grpc.ReceiptIntakeStub(self.channels[token])
 
-    async def upload(self, token: str, data: bytes, **meta: object) -> receipts_pb2.UploadReceiptResponse:
+    async def upload(
+        self, token: str, data: bytes, **meta: object
+    ) -> receipts_pb2.UploadReceiptResponse:
         async def parts() -> AsyncIterator[receipts_pb2.UploadReceiptRequest]:
             yield receipts_pb2.UploadReceiptRequest(
                 metadata=receipts_pb2.UploadMetadata(**meta)  # type: ignore[arg-type]
@@ -127,8 +129,11 @@ async def test_upload_stores_receipt_and_queues_captured_event(intake: Intake):
     )
     assert reply.receipt_id and not reply.duplicate
     assert reply.status == receipts_pb2.RECEIPT_STATUS_PROCESSING
-    got = (await intake.stub("t-aiko").GetReceipt(
-        receipts_pb2.GetReceiptRequest(receipt_id=reply.receipt_id))).receipt
+    got = (
+        await intake.stub("t-aiko").GetReceipt(
+            receipts_pb2.GetReceiptRequest(receipt_id=reply.receipt_id)
+        )
+    ).receipt
     assert (got.submitter, got.note, got.content_type) == ("aiko", "taxi", "image/jpeg")
     assert got.paid_with == receipts_pb2.PAID_WITH_PERSONAL
     captured = [e for e in await intake.outbox_events() if e.type == "receipt.captured"]
@@ -143,8 +148,11 @@ async def test_upload_stores_receipt_and_queues_captured_event(intake: Intake):
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "HEIF"])
 async def test_accepts_png_webp_and_heic_by_content(intake: Intake, fmt: str):
     reply = await intake.upload("t-aiko", _encode(fmt), filename="receipt.pdf")  # name ignored
-    got = (await intake.stub("t-aiko").GetReceipt(
-        receipts_pb2.GetReceiptRequest(receipt_id=reply.receipt_id))).receipt
+    got = (
+        await intake.stub("t-aiko").GetReceipt(
+            receipts_pb2.GetReceiptRequest(receipt_id=reply.receipt_id)
+        )
+    ).receipt
     expected = {"PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/heic"}[fmt]
     assert got.content_type == expected
 
@@ -192,12 +200,18 @@ async def test_exact_duplicate_returns_existing_and_near_duplicate_is_flagged(in
     assert again.duplicate and again.receipt_id == first.receipt_id
     near = await intake.upload("t-aiko", receipt_jpeg(10, quality=60))  # same photo, re-encoded
     assert not near.duplicate and near.receipt_id != first.receipt_id
-    got = (await intake.stub("t-aiko").GetReceipt(
-        receipts_pb2.GetReceiptRequest(receipt_id=near.receipt_id))).receipt
+    got = (
+        await intake.stub("t-aiko").GetReceipt(
+            receipts_pb2.GetReceiptRequest(receipt_id=near.receipt_id)
+        )
+    ).receipt
     assert got.possible_duplicate_of == first.receipt_id
     other = await intake.upload("t-aiko", receipt_jpeg(11))
-    got_other = (await intake.stub("t-aiko").GetReceipt(
-        receipts_pb2.GetReceiptRequest(receipt_id=other.receipt_id))).receipt
+    got_other = (
+        await intake.stub("t-aiko").GetReceipt(
+            receipts_pb2.GetReceiptRequest(receipt_id=other.receipt_id)
+        )
+    ).receipt
     assert got_other.possible_duplicate_of == ""
     assert await intake.receipt_count() == 3  # both real "identical" purchases survive
     captured = [e for e in await intake.outbox_events() if e.type == "receipt.captured"]
@@ -209,15 +223,20 @@ async def test_exif_orientation_applied_and_metadata_stripped(intake: Intake):
     assert Image.open(io.BytesIO(data)).getexif().get(0x8825) is not None
     reply = await intake.upload("t-aiko", data)
     stub = intake.stub("t-aiko")
-    got = (await stub.GetReceipt(receipts_pb2.GetReceiptRequest(receipt_id=reply.receipt_id))).receipt
+    got = (
+        await stub.GetReceipt(receipts_pb2.GetReceiptRequest(receipt_id=reply.receipt_id))
+    ).receipt
     assert (got.width, got.height) == (900, 600)  # rotated by the EXIF orientation
     parts = stub.GetReceiptImage(receipts_pb2.GetReceiptImageRequest(receipt_id=reply.receipt_id))
     viewing = b"".join([p.chunk async for p in parts])
     shown = Image.open(io.BytesIO(viewing))
     assert shown.size == (900, 600)
     assert len(shown.getexif()) == 0 and "icc_profile" not in shown.info
-    original_parts = stub.GetReceiptImage(receipts_pb2.GetReceiptImageRequest(
-        receipt_id=reply.receipt_id, variant=receipts_pb2.IMAGE_VARIANT_ORIGINAL))
+    original_parts = stub.GetReceiptImage(
+        receipts_pb2.GetReceiptImageRequest(
+            receipt_id=reply.receipt_id, variant=receipts_pb2.IMAGE_VARIANT_ORIGINAL
+        )
+    )
     assert b"".join([p.chunk async for p in original_parts]) == data  # evidence kept as sent
 
 
@@ -234,9 +253,12 @@ async def test_staff_see_and_change_only_their_own_receipts(intake: Intake):
     ben = intake.stub("t-ben")
     denied = [
         ben.GetReceipt(receipts_pb2.GetReceiptRequest(receipt_id=mine)),
-        ben.CorrectReceipt(receipts_pb2.CorrectReceiptRequest(
-            receipt_id=mine, fields=receipts_pb2.ReceiptFields(
-                merchant=receipts_pb2.ExtractedText(value="x")))),
+        ben.CorrectReceipt(
+            receipts_pb2.CorrectReceiptRequest(
+                receipt_id=mine,
+                fields=receipts_pb2.ReceiptFields(merchant=receipts_pb2.ExtractedText(value="x")),
+            )
+        ),
         ben.DeleteReceipt(receipts_pb2.DeleteReceiptRequest(receipt_id=mine)),
     ]
     for call in denied:
@@ -280,7 +302,9 @@ async def test_approver_treasury_admin_read_all_but_only_submitter_treasury_admi
     # approvers and treasury read, they do not change someone else's receipt
     for token in ("t-chika", "t-daichi"):
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await intake.stub(token).DeleteReceipt(receipts_pb2.DeleteReceiptRequest(receipt_id=rid))
+            await intake.stub(token).DeleteReceipt(
+                receipts_pb2.DeleteReceiptRequest(receipt_id=rid)
+            )
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -305,17 +329,22 @@ async def test_correction_is_audited_and_published(intake: Intake):
         ("merchant", "", "Blue Bottle Coffee"),
         ("total", "", "1112 JPY"),
     }
-    audits = [events.unpack_payload(e) for e in await intake.outbox_events()
-              if e.type == "audit.recorded"]
+    audits = [
+        events.unpack_payload(e) for e in await intake.outbox_events() if e.type == "audit.recorded"
+    ]
     correction = next(a for a in audits if a.action == "receipt.correct")
     assert correction.actor == "aiko" and correction.reason == "OCR misread"
     assert "Blue Bottle Coffee" in correction.after_json
     # search by counterparty, amount and date range uses the corrected fields
-    found = await intake.stub("t-aiko").ListReceipts(receipts_pb2.ListReceiptsRequest(
-        merchant="blue bottle", currency="JPY", amount_min=1000, amount_max=1200))
+    found = await intake.stub("t-aiko").ListReceipts(
+        receipts_pb2.ListReceiptsRequest(
+            merchant="blue bottle", currency="JPY", amount_min=1000, amount_max=1200
+        )
+    )
     assert [r.receipt_id for r in found.receipts] == [rid]
-    none = await intake.stub("t-aiko").ListReceipts(receipts_pb2.ListReceiptsRequest(
-        merchant="blue bottle", currency="JPY", amount_min=2000))
+    none = await intake.stub("t-aiko").ListReceipts(
+        receipts_pb2.ListReceiptsRequest(merchant="blue bottle", currency="JPY", amount_min=2000)
+    )
     assert list(none.receipts) == []
 
 
@@ -323,17 +352,26 @@ async def test_correction_is_audited_and_published(intake: Intake):
     ("fields", "message"),
     [
         (receipts_pb2.ReceiptFields(), "no fields"),
-        (receipts_pb2.ReceiptFields(total=receipts_pb2.ExtractedMoney(
-            amount={"minor_units": 100, "currency": "XXQ"})), "unknown currency"),
-        (receipts_pb2.ReceiptFields(card_last4=receipts_pb2.ExtractedText(
-            value="4111111111111111")), "four digits"),
+        (
+            receipts_pb2.ReceiptFields(
+                total=receipts_pb2.ExtractedMoney(amount={"minor_units": 100, "currency": "XXQ"})
+            ),
+            "unknown currency",
+        ),
+        (
+            receipts_pb2.ReceiptFields(
+                card_last4=receipts_pb2.ExtractedText(value="4111111111111111")
+            ),
+            "four digits",
+        ),
     ],
 )
 async def test_bad_corrections_are_invalid_argument(intake: Intake, fields, message):
     rid = (await intake.upload("t-aiko", receipt_jpeg(60))).receipt_id
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await intake.stub("t-aiko").CorrectReceipt(
-            receipts_pb2.CorrectReceiptRequest(receipt_id=rid, fields=fields))
+            receipts_pb2.CorrectReceiptRequest(receipt_id=rid, fields=fields)
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in err.value.details()
 
@@ -347,8 +385,9 @@ async def test_delete_only_while_not_matched_or_claimed(intake: Intake):
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     locked = (await intake.upload("t-aiko", receipt_jpeg(71))).receipt_id
     async with intake.db.transaction() as s:
-        await s.execute(sa.text("update receipts set status='matched' where receipt_id=:r"),
-                        {"r": locked})
+        await s.execute(
+            sa.text("update receipts set status='matched' where receipt_id=:r"), {"r": locked}
+        )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.DeleteReceipt(receipts_pb2.DeleteReceiptRequest(receipt_id=locked))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

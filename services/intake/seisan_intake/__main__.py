@@ -8,7 +8,6 @@ import logging
 from contextlib import AsyncExitStack
 
 from seisan.receipts.v1 import receipts_pb2_grpc
-
 from seisan_intake import bootstrap, config
 from seisan_intake.entrypoints.grpc_servicer import ReceiptIntakeServicer
 from seisan_shared.auth import TokenStore

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from seisan.receipts.v1 import events_pb2
-
 from seisan_intake import messages
 from seisan_intake.adapters.blobstore import BlobStore
 from seisan_intake.adapters.images import ImagePipeline
@@ -172,9 +171,9 @@ async def run_query(query: ReceiptQuery, actor: Actor, ports: IntakePorts) -> li
         return await uow.receipts.query(scoped)
 
 
-async def read_image(receipt_id: str, original: bool, actor: Actor, ports: IntakePorts) -> tuple[
-    str, bytes
-]:
+async def read_image(
+    receipt_id: str, original: bool, actor: Actor, ports: IntakePorts
+) -> tuple[str, bytes]:
     receipt = await get_receipt(receipt_id, actor, ports)
     if original:
         receipt.check_can_read_original(actor)
@@ -193,9 +192,7 @@ def _validate_correction(changes: dict[str, Any]) -> None:
                 raise InvalidCorrection(f"{name}: amount must not be negative")
         if name == "transaction_date" and not value.get("value"):
             raise InvalidCorrection("transaction_date: year, month and day are required")
-        if name == "card_last4" and not (
-            len(value["value"]) == 4 and value["value"].isdigit()
-        ):
+        if name == "card_last4" and not (len(value["value"]) == 4 and value["value"].isdigit()):
             raise InvalidCorrection("card_last4: exactly four digits (never a full card number)")
 
 

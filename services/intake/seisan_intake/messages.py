@@ -7,7 +7,6 @@ from typing import Any
 
 from seisan.common.v1 import common_pb2
 from seisan.receipts.v1 import events_pb2, receipts_pb2
-
 from seisan_intake.domain.model import PaidWith, Receipt, Status
 
 STATUS_TO_PB = {
@@ -75,10 +74,10 @@ def fields_from_pb(pb: receipts_pb2.ReceiptFields) -> dict[str, Any]:
     """Only the fields set in ``pb`` (a correction names just what it changes)."""
     out: dict[str, Any] = {}
     for name in TEXT_FIELDS:
-        if pb.HasField(name):
+        if pb.HasField(name):  # type: ignore[arg-type]
             out[name] = {"value": getattr(pb, name).value}
     for name in MONEY_FIELDS:
-        if pb.HasField(name):
+        if pb.HasField(name):  # type: ignore[arg-type]
             money = getattr(pb, name).amount
             out[name] = {"minor_units": money.minor_units, "currency": money.currency}
     if pb.HasField("transaction_date"):

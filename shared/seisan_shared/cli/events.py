@@ -49,8 +49,10 @@ async def _tail(url: str, subject: str, replay: bool, count: int, as_json: bool)
     catalogue.import_all()
     nc = await nats.connect(url, name="seisan-events-tail", max_reconnect_attempts=-1)
     js = nc.jetstream()
-    stream = subjects.DLQ_STREAM if subject.startswith(subjects.DLQ_PREFIX + ".") else (
-        subjects.EVENTS_STREAM
+    stream = (
+        subjects.DLQ_STREAM
+        if subject.startswith(subjects.DLQ_PREFIX + ".")
+        else (subjects.EVENTS_STREAM)
     )
     policy = DeliverPolicy.ALL if replay else DeliverPolicy.NEW
     stop = asyncio.Event()

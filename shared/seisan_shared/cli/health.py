@@ -12,12 +12,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from seisan_shared.cli.context import resolve
 
 
-async def check(address: str, timeout: float = 2.0) -> str:
+async def check(address: str, deadline_seconds: float = 2.0) -> str:
     """The service's overall status name (SERVING, NOT_SERVING…) or UNREACHABLE."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=deadline_seconds)
         except grpc.aio.AioRpcError as exc:
             return f"UNREACHABLE ({exc.code().name})"
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
@@ -31,7 +31,9 @@ async def check_all(addresses: dict[str, str]) -> dict[str, str]:
 
 def health(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
-    wait: float = typer.Option(0.0, help="Keep asking for up to this many seconds until all serve."),
+    wait: float = typer.Option(
+        0.0, help="Keep asking for up to this many seconds until all serve."
+    ),
 ) -> None:
     """Show whether each service answers its gRPC health check (exit 1 unless all SERVING)."""
     target = resolve()

@@ -7,7 +7,6 @@ from the ``seisan.cli`` entry point group, so this module names no service.
 from __future__ import annotations
 
 import logging
-import sys
 from importlib.metadata import entry_points
 
 import typer
@@ -48,4 +47,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

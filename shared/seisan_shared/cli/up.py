@@ -103,7 +103,9 @@ async def supervise(var: Path, ready_timeout: float) -> int:
         nats = NatsServer(store_dir=var / "nats", name="seisan-embedded")
         await asyncio.to_thread(nats.start)
         nats_url = nats.url
-        _echo("nats", "white", f"embedded nats-server (JetStream) at {nats_url}, data in {var}/nats")
+        _echo(
+            "nats", "white", f"embedded nats-server (JetStream) at {nats_url}, data in {var}/nats"
+        )
 
     base_env = dict(os.environ)
     base_env.update(

@@ -113,8 +113,8 @@ class ImagePipeline:
         )
 
     def _decode(self, data: bytes) -> Image.Image:
-        image = Image.open(io.BytesIO(data))
-        width, height = image.size
+        opened = Image.open(io.BytesIO(data))
+        width, height = opened.size
         if width <= 0 or height <= 0:
             raise ImageRejected("corrupt image: zero width or height")
         if width * height > self.max_pixels:
@@ -123,12 +123,12 @@ class ImagePipeline:
                 f"exceeds the limit of {self.max_pixels:,}"
             )
         target = self.working_long_side
-        if image.format == "JPEG" and max(width, height) > target:
+        if opened.format == "JPEG" and max(width, height) > target:
             scale = target / max(width, height)
-            image.draft("RGB", (int(width * scale), int(height * scale)))
+            opened.draft("RGB", (int(width * scale), int(height * scale)))
         ImageFile.LOAD_TRUNCATED_IMAGES = False
-        image.load()
-        image = ImageOps.exif_transpose(image) or image
+        opened.load()
+        image: Image.Image = ImageOps.exif_transpose(opened) or opened
         if image.mode != "RGB":
             image = image.convert("RGB")
         if max(image.size) > target:

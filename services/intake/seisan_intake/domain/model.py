@@ -101,7 +101,9 @@ class Receipt:
         if actor.name != self.submitter and "admin" not in actor.roles:
             raise NotYourReceipt(f"only the submitter may change receipt {self.receipt_id!r}")
         if self.status in (Status.MATCHED, Status.CLAIMED):
-            raise ReceiptLocked(f"receipt {self.receipt_id!r} is {self.status.value}; unlink it first")
+            raise ReceiptLocked(
+                f"receipt {self.receipt_id!r} is {self.status.value}; unlink it first"
+            )
         if self.status is Status.DELETED:
             raise ReceiptLocked(f"receipt {self.receipt_id!r} is deleted")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import grpc
 import typer
@@ -26,7 +28,9 @@ from seisan_shared.cli.context import (
 from seisan_shared.grpc.client import sync_channel
 from seisan_shared.money import MoneyError, format_major, parse_minor_units
 
-app = typer.Typer(help="Receipts: upload photos, see what they say, fix fields.", no_args_is_help=True)
+app = typer.Typer(
+    help="Receipts: upload photos, see what they say, fix fields.", no_args_is_help=True
+)
 console = Console(stderr=True)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
 CHUNK = 256 * 1024
@@ -58,7 +62,7 @@ def _files(paths: list[Path]) -> list[Path]:
     return found
 
 
-def _requests(path: Path, paid_with: int, note: str):  # type: ignore[no-untyped-def]
+def _requests(path: Path, paid_with: Any, note: str) -> Iterator[receipts_pb2.UploadReceiptRequest]:
     yield receipts_pb2.UploadReceiptRequest(
         metadata=receipts_pb2.UploadMetadata(paid_with=paid_with, note=note, filename=path.name)
     )
@@ -67,7 +71,7 @@ def _requests(path: Path, paid_with: int, note: str):  # type: ignore[no-untyped
             yield receipts_pb2.UploadReceiptRequest(chunk=chunk)
 
 
-def _short_status(value: int) -> str:
+def _short_status(value: Any) -> str:
     return receipts_pb2.ReceiptStatus.Name(value).removeprefix("RECEIPT_STATUS_").lower()
 
 
@@ -96,16 +100,28 @@ def upload(
     files = _files(paths)
     results: list[dict[str, object]] = []
     channel, stub = _stub(token)
-    with channel, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=len(files) < 2 or as_json,
-    ) as progress:
+    with (
+        channel,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=len(files) < 2 or as_json,
+        ) as progress,
+    ):
         task = progress.add_task("uploading", total=len(files))
         for path in files:
             try:
                 reply = stub.UploadReceipt(_requests(path, paid_with, note), timeout=60)
-                results.append({"file": str(path), "receipt_id": reply.receipt_id,
-                                "duplicate": reply.duplicate})
+                results.append(
+                    {
+                        "file": str(path),
+                        "receipt_id": reply.receipt_id,
+                        "duplicate": reply.duplicate,
+                    }
+                )
             except grpc.RpcError as exc:
                 if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED):
                     raise rpc_failure(exc, "upload") from None
@@ -125,7 +141,9 @@ def upload(
 
 
 def _money_text(field: receipts_pb2.ExtractedMoney) -> str:
-    return f"{format_major(field.amount.minor_units, field.amount.currency)} {field.amount.currency}"
+    return (
+        f"{format_major(field.amount.minor_units, field.amount.currency)} {field.amount.currency}"
+    )
 
 
 def _fields_table(receipt: receipts_pb2.Receipt) -> Table:
@@ -137,7 +155,7 @@ def _fields_table(receipt: receipts_pb2.Receipt) -> Table:
     table.add_row("status", _short_status(receipt.status), "")
     table.add_row("submitter", receipt.submitter, "")
     for name in ("merchant", "currency", "card_last4", "invoice_number", "address"):
-        if f.HasField(name):
+        if f.HasField(name):  # type: ignore[arg-type]
             item = getattr(f, name)
             table.add_row(name, item.value, f"{item.confidence:.2f}")
     if f.HasField("transaction_date"):
@@ -145,7 +163,7 @@ def _fields_table(receipt: receipts_pb2.Receipt) -> Table:
         text = f"{d.date.year:04d}-{d.date.month:02d}-{d.date.day:02d} {d.time}".strip()
         table.add_row("transaction_date", text, f"{d.confidence:.2f}")
     for name in ("total", "subtotal", "tax", "tip"):
-        if f.HasField(name):
+        if f.HasField(name):  # type: ignore[arg-type]
             item = getattr(f, name)
             table.add_row(name, _money_text(item), f"{item.confidence:.2f}")
     if f.payment_method:
@@ -182,8 +200,9 @@ def show(
                 break
             time.sleep(0.3)
     if as_json:
-        typer.echo(json.dumps(MessageToDict(receipt, preserving_proto_field_name=True),
-                              ensure_ascii=False))
+        typer.echo(
+            json.dumps(MessageToDict(receipt, preserving_proto_field_name=True), ensure_ascii=False)
+        )
     else:
         Console().print(_fields_table(receipt))
 
@@ -244,8 +263,12 @@ def list_(
         except grpc.RpcError as exc:
             raise rpc_failure(exc, "list") from None
     if as_json:
-        typer.echo(json.dumps([MessageToDict(r, preserving_proto_field_name=True)
-                               for r in reply.receipts], ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                [MessageToDict(r, preserving_proto_field_name=True) for r in reply.receipts],
+                ensure_ascii=False,
+            )
+        )
         return
     table = Table(show_header=True)
     for col in ("receipt", "status", "submitter", "date", "merchant", "total"):
@@ -257,8 +280,12 @@ def list_(
             d = f.transaction_date.date
             day = f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
         table.add_row(
-            r.receipt_id, _short_status(r.status), r.submitter, day,
-            f.merchant.value, _money_text(f.total) if f.HasField("total") else "",
+            r.receipt_id,
+            _short_status(r.status),
+            r.submitter,
+            day,
+            f.merchant.value,
+            _money_text(f.total) if f.HasField("total") else "",
         )
     Console().print(table)
 
@@ -329,8 +356,8 @@ def image(
     token: str = TokenOpt,
 ) -> None:
     """Save a receipt's image (normalised by default; --original for the evidence bytes)."""
-    variant = receipts_pb2.IMAGE_VARIANT_ORIGINAL if original else (
-        receipts_pb2.IMAGE_VARIANT_NORMALIZED
+    variant = (
+        receipts_pb2.IMAGE_VARIANT_ORIGINAL if original else (receipts_pb2.IMAGE_VARIANT_NORMALIZED)
     )
     channel, stub = _stub(token)
     with channel:

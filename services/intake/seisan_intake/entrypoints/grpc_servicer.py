@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from seisan.receipts.v1 import receipts_pb2, receipts_pb2_grpc
-
 from seisan_intake import handlers, messages
 from seisan_intake.domain.errors import ImageRejected, InvalidCorrection
 from seisan_intake.domain.model import Actor, PaidWith

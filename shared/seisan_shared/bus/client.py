@@ -1,0 +1,251 @@
+"""The event bus client every service holds: one NATS connection, JetStream, the two streams.
+
+Streams are provisioned in code (:meth:`EventBus.ensure_streams`), so a fresh
+server, a restarted one and a three-node cluster all end up with the same
+configuration. Every published message carries ``Nats-Msg-Id`` = the event id,
+so JetStream drops a republished duplicate within the 10-minute window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
+
+from seisan_shared import subjects
+from seisan_shared.events import Envelope
+
+log = logging.getLogger("seisan.bus")
+
+MSG_ID = "Nats-Msg-Id"
+DUPLICATE_WINDOW_S = 600.0
+_STREAM_NAME_IN_USE = 10058
+
+
+class BusError(RuntimeError):
+    """The bus could not do what was asked (not connected, no ack, stream misconfigured)."""
+
+
+class PublishError(BusError):
+    """At least one publish of a batch was not acknowledged; nothing may be marked published."""
+
+    def __init__(self, message: str, *, acked: int, failed: int) -> None:
+        super().__init__(message)
+        self.acked = acked
+        self.failed = failed
+
+
+def events_stream_config(replicas: int = 1) -> StreamConfig:
+    """``SEISAN_EVENTS``: every ``seisan.>`` event, fsynced file storage, 10-minute dedup window."""
+    return StreamConfig(
+        name=subjects.EVENTS_STREAM,
+        description="Seisan domain events (Envelope protobuf, Nats-Msg-Id = event_id)",
+        subjects=list(subjects.EVENTS_SUBJECTS),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        duplicate_window=DUPLICATE_WINDOW_S,
+    )
+
+
+def dlq_stream_config(replicas: int = 1) -> StreamConfig:
+    """``SEISAN_DLQ``: ``dlq.<durable>``, the events a consumer gave up on, kept for a person."""
+    return StreamConfig(
+        name=subjects.DLQ_STREAM,
+        description="Dead letters: events a durable consumer could not handle",
+        subjects=[f"{subjects.DLQ_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        duplicate_window=DUPLICATE_WINDOW_S,
+    )
+
+
+class EventBus:
+    """A NATS connection that reconnects forever, with JetStream and Seisan's streams.
+
+    ``window`` bounds the publishes in flight in :meth:`publish_raw_many`;
+    ``ack_timeout`` bounds how long any publish waits for JetStream's ack.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        connect_timeout: float | None = 30.0,
+        reconnect_wait: float = 0.5,
+        ack_timeout: float = 10.0,
+        window: int = 500,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self._connect_timeout = connect_timeout
+        self._reconnect_wait = reconnect_wait
+        self.ack_timeout = ack_timeout
+        self.window = window
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._closing = False
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def connect(self) -> EventBus:
+        """Connect (retrying until ``connect_timeout``); later drops reconnect forever."""
+        nc = Client()
+        try:
+            await asyncio.wait_for(
+                nc.connect(
+                    servers=[self.url],
+                    name=self.name,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=self._reconnect_wait,  # type: ignore[arg-type]
+                    connect_timeout=2,
+                    ping_interval=10,
+                    max_outstanding_pings=3,
+                    drain_timeout=5,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                ),
+                timeout=self._connect_timeout,
+            )
+        except TimeoutError:
+            await nc.close()
+            raise BusError(
+                f"could not connect to NATS at {self.url} within {self._connect_timeout}s"
+            ) from None
+        self._nc = nc
+        self._closing = False
+        self._js = nc.jetstream(timeout=self.ack_timeout, publish_async_max_pending=self.window)
+        return self
+
+    async def close(self) -> None:
+        """Drain (finish in-flight work, flush) and close."""
+        nc, self._nc, self._js = self._nc, None, None
+        self._closing = True
+        if nc is None or nc.is_closed:
+            return
+        try:
+            await nc.drain()
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            log.warning("bus %s: drain failed (%s); closing", self.name, exc)
+            await nc.close()
+
+    async def __aenter__(self) -> EventBus:
+        return await self.connect()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def nc(self) -> Client:
+        if self._nc is None:
+            raise BusError("EventBus.connect() has not been called")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise BusError("EventBus.connect() has not been called")
+        return self._js
+
+    @property
+    def is_connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("bus %s: %s", self.name, exc or type(exc).__name__)
+
+    async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
+        log.warning("bus %s: disconnected from %s, reconnecting", self.name, self.url)
+
+    async def _on_reconnected(self) -> None:
+        log.info("bus %s: reconnected", self.name)
+
+    # -- streams ---------------------------------------------------------------------------
+
+    async def ensure_streams(self, replicas: int = 1) -> None:
+        """Create or update ``SEISAN_EVENTS`` and ``SEISAN_DLQ``; safe from every replica."""
+        for config in (events_stream_config(replicas), dlq_stream_config(replicas)):
+            await self.ensure_stream(config)
+
+    async def ensure_stream(self, config: StreamConfig) -> None:
+        """Create ``config.name``, or bring an existing stream to ``config`` (idempotent)."""
+        js = self.js
+        try:
+            await js.add_stream(config)
+            return
+        except nats.js.errors.BadRequestError as exc:
+            if exc.err_code != _STREAM_NAME_IN_USE:
+                raise
+        await js.update_stream(config)
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def publish(self, envelope: Envelope) -> int:
+        """Publish one event and await its ack; its stream seq (the original's if a duplicate)."""
+        ack: PubAck = await self.js.publish(
+            subjects.subject_for(envelope.type),
+            envelope.SerializeToString(),
+            timeout=self.ack_timeout,
+            headers={MSG_ID: envelope.event_id},
+        )
+        return ack.seq
+
+    async def publish_raw_many(self, items: Sequence[tuple[str, bytes, str]]) -> int:
+        """Publish ``(subject, data, msg_id)`` items, ``window`` in flight; wait for every ack.
+
+        Returns the number acknowledged (duplicates included: JetStream already
+        holds them). Raises :class:`PublishError` if any was not acknowledged,
+        so the caller must not record any of them as published.
+        """
+        if not items:
+            return 0
+        js = self.js
+        futures: list[asyncio.Future[PubAck]] = []
+        try:
+            for subject, data, msg_id in items:
+                futures.append(
+                    await js.publish_async(
+                        subject, data, wait_stall=self.ack_timeout, headers={MSG_ID: msg_id}
+                    )
+                )
+            done, pending = await asyncio.wait(futures, timeout=self.ack_timeout)
+        except (nats.errors.Error, OSError) as exc:
+            raise PublishError(
+                f"publish failed after {len(futures)} of {len(items)}: {exc!r}",
+                acked=0,
+                failed=len(items),
+            ) from exc
+        finally:
+            # A future left pending holds a slot of nats-py's in-flight semaphore: free it.
+            for fut in futures:
+                if not fut.done():
+                    fut.cancel()
+        errors = [f.exception() for f in done if not f.cancelled() and f.exception() is not None]
+        if pending or errors:
+            first = errors[0] if errors else TimeoutError("no ack")
+            raise PublishError(
+                f"{len(pending) + len(errors)} of {len(items)} publishes not acknowledged "
+                f"(first: {first!r})",
+                acked=len(done) - len(errors),
+                failed=len(pending) + len(errors),
+            )
+        return len(futures)

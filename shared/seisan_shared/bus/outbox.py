@@ -1,0 +1,212 @@
+"""Transactional outbox: an event commits with the state change, a relay publishes it afterwards.
+
+A handler calls :func:`add_event` inside its own transaction; the event row
+commits or rolls back with the business rows. :class:`OutboxRelay` then reads
+unpublished rows in ``seq`` order, publishes them pipelined with
+``Nats-Msg-Id`` = event id, and only after every ack marks them published.
+
+Invariant (money depends on it): a row is marked published only after
+JetStream acknowledged it. A crash between the ack and the mark republishes the
+row on the next pass; JetStream drops it (same ``Nats-Msg-Id`` within the
+10-minute duplicate window) and consumers' ``processed_events`` drop it after
+that. So events are delivered at least once and handled exactly once.
+
+One publisher per database:
+
+* PostgreSQL — each pass runs in one transaction that first takes
+  ``pg_try_advisory_xact_lock``; a second relay (another replica) finds the lock
+  taken and skips its pass. We prefer this to ``FOR UPDATE SKIP LOCKED``,
+  which would let two relays publish disjoint batches at once and so reorder
+  events. The lock is transaction-scoped: a relay that dies releases it with
+  its connection. The pass holds no row locks while publishing (the SELECT
+  locks nothing), so writers are never blocked.
+* SQLite — one process owns the file (the embedded default). The pass reads in
+  one short transaction, publishes outside any transaction (so writers are not
+  held on the database lock meanwhile) and marks in a second one. Should two
+  relays ever race, the duplicates are dropped as above.
+
+Rows are marked by their exact ``seq`` list, never by a range: on PostgreSQL a
+transaction holding a lower ``seq`` may commit after a higher one was read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Row, delete, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from seisan_shared.bus.client import EventBus
+from seisan_shared.events import Envelope
+from seisan_shared.faults import NO_FAULTS, Faults
+from seisan_shared.storage.db import Database
+from seisan_shared.storage.tables import outbox
+from seisan_shared.subjects import subject_for
+
+log = logging.getLogger("seisan.bus.outbox")
+
+_RELAY_LOCK_KEY = 0x5E15A0  # pg advisory lock id for "publishing the outbox"
+_MAX_BACKOFF_S = 5.0
+_OutboxRow = Row[int, str, str, bytes]  # seq, event_id, subject, payload
+
+
+def _row(envelope: Envelope, now: datetime) -> dict[str, object]:
+    return {
+        "event_id": envelope.event_id,
+        "subject": subject_for(envelope.type),
+        "payload": envelope.SerializeToString(),
+        "headers": "{}",
+        "created_at": now,
+    }
+
+
+async def add_event(session: AsyncSession, envelope: Envelope) -> None:
+    """Record ``envelope`` in the outbox, in the caller's transaction (commits with it)."""
+    await session.execute(insert(outbox).values(_row(envelope, datetime.now(UTC))))
+
+
+async def add_events(session: AsyncSession, envelopes: Iterable[Envelope]) -> None:
+    """:func:`add_event` for many envelopes in one statement."""
+    now = datetime.now(UTC)
+    rows = [_row(env, now) for env in envelopes]
+    if rows:
+        await session.execute(insert(outbox), rows)
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    passes: int = 0
+    errors: int = 0
+    pruned: int = 0
+
+
+class OutboxRelay:
+    """Publishes the outbox of one database to JetStream; see the module docstring.
+
+    ``wake()`` after a commit that added events publishes them without waiting
+    for the next poll (the poll covers other processes writing the database).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        *,
+        batch_size: int = 1000,
+        poll_interval: float = 0.25,
+        keep_published: timedelta = timedelta(days=7),
+        prune_every: float = 3600.0,
+        faults: Faults = NO_FAULTS,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.keep_published = keep_published
+        self.prune_every = prune_every
+        self.faults = faults
+        self.stats = RelayStats()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Nudge the relay (from the event loop's thread) to publish now."""
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish every unpublished row, batch by batch; the number published."""
+        total = 0
+        while True:
+            count = await self._publish_batch()
+            total += count
+            if count < self.batch_size:
+                return total
+
+    async def _publish_batch(self) -> int:
+        if self.db.is_sqlite:
+            async with self.db.transaction() as session:
+                rows = await self._unpublished(session)
+            if rows:
+                await self._publish(rows)
+                async with self.db.transaction() as session:
+                    await self._mark(session, rows)
+            return len(rows)
+        async with self.db.transaction() as session:
+            locked = await session.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _RELAY_LOCK_KEY}
+            )
+            if not locked:
+                return 0  # another relay is publishing this database
+            rows = await self._unpublished(session)
+            if rows:
+                await self._publish(rows)
+                await self._mark(session, rows)
+            return len(rows)
+
+    async def _unpublished(self, session: AsyncSession) -> Sequence[_OutboxRow]:
+        result = await session.execute(
+            select(outbox.c.seq, outbox.c.event_id, outbox.c.subject, outbox.c.payload)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(self.batch_size)
+        )
+        return result.all()
+
+    async def _publish(self, rows: Sequence[_OutboxRow]) -> None:
+        self.faults.hit("outbox.before_publish")
+        await self.bus.publish_raw_many([(r.subject, r.payload, r.event_id) for r in rows])
+        self.faults.hit("outbox.after_publish")
+
+    async def _mark(self, session: AsyncSession, rows: Sequence[_OutboxRow]) -> None:
+        await session.execute(
+            update(outbox)
+            .where(outbox.c.seq.in_([r.seq for r in rows]))
+            .values(published_at=datetime.now(UTC))
+        )
+        self.stats.published += len(rows)
+
+    async def prune(self) -> int:
+        """Delete rows published more than ``keep_published`` ago; the number deleted."""
+        cutoff = datetime.now(UTC) - self.keep_published
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                delete(outbox).where(
+                    outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff
+                )
+            )
+        deleted = int(getattr(result, "rowcount", 0) or 0)
+        self.stats.pruned += deleted
+        return deleted
+
+    async def run(self) -> None:
+        """Publish until cancelled: after every wake, else every ``poll_interval``.
+
+        Errors (bus down, database busy) are logged and retried with backoff;
+        unpublished rows simply stay in the outbox until a pass succeeds.
+        """
+        backoff = self.poll_interval
+        next_prune = time.monotonic()
+        while True:
+            self._wake.clear()
+            try:
+                await self.publish_pending()
+                if time.monotonic() >= next_prune:
+                    await self.prune()
+                    next_prune = time.monotonic() + self.prune_every
+            except Exception as exc:  # the relay must outlive any one failure
+                self.stats.errors += 1
+                log.warning("outbox relay: pass failed, retrying in %.1fs: %r", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                continue
+            finally:
+                self.stats.passes += 1
+            backoff = self.poll_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
