@@ -179,8 +179,11 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 def _log_call(method: str, who: str, code: grpc.StatusCode, started: float, cid: str) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
     code_name = getattr(code, "name", str(code))
+    level = logging.ERROR if code in _SERVER_FAULTS else logging.INFO
+    if level == logging.INFO and method.startswith("/grpc.health."):
+        level = logging.DEBUG  # probes every few hundred ms would drown the log
     call_log.log(
-        logging.ERROR if code in _SERVER_FAULTS else logging.INFO,
+        level,
         "grpc call method=%s principal=%s code=%s duration_ms=%.2f correlation_id=%s",
         method,
         who,
