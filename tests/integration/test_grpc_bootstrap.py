@@ -421,10 +421,10 @@ async def test_one_log_line_per_call_with_duration(
     for record in lines:
         duration = record.duration_ms  # type: ignore[attr-defined]
         assert isinstance(duration, float) and duration >= 0
+        assert f"duration_ms={duration:.2f}" in record.getMessage()
     # health probes come every few hundred ms: logged at DEBUG, real calls at INFO
     levels = {r.grpc_method.rsplit("/", 1)[1]: r.levelno for r in lines}  # type: ignore[attr-defined]
     assert levels["Check"] == logging.DEBUG and levels["UploadReceipt"] == logging.INFO
-        assert f"duration_ms={duration:.2f}" in record.getMessage()
 
 
 # --- shutdown signal ----------------------------------------------------------------------------
