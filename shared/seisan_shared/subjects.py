@@ -2,7 +2,7 @@
 
 An event of type ``receipt.captured`` travels on subject
 ``seisan.receipt.captured`` in stream ``SEISAN_EVENTS``. Failed deliveries go
-to ``seisan.dlq.<consumer>`` in stream ``SEISAN_DLQ``. The README's event
+to ``dlq.<consumer>`` in stream ``SEISAN_DLQ``. The README's event
 catalogue lists the same names.
 """
 

@@ -72,7 +72,7 @@ async def service(
         async def serving() -> bool:
             if proc.returncode is not None:
                 raise AssertionError(f"audit exited early:\n{log.read_text()}")
-            return await check(address, timeout=1.0) == "SERVING"
+            return await check(address, deadline_seconds=1.0) == "SERVING"
 
         await eventually(serving)
         yield running, tokens

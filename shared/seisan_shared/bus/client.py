@@ -17,6 +17,8 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
 
@@ -94,6 +96,7 @@ class EventBus:
         self.window = window
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._pipeline: _AckPipeline | None = None
         self._closing = False
 
     # -- connection ------------------------------------------------------------------------
@@ -125,6 +128,7 @@ class EventBus:
                 f"could not connect to NATS at {self.url} within {self._connect_timeout}s"
             ) from None
         self._nc = nc
+        self._pipeline = None
         self._closing = False
         self._js = nc.jetstream(timeout=self.ack_timeout, publish_async_max_pending=self.window)
         return self
@@ -218,34 +222,95 @@ class EventBus:
         """
         if not items:
             return 0
-        js = self.js
-        futures: list[asyncio.Future[PubAck]] = []
-        try:
-            for subject, data, msg_id in items:
-                futures.append(
-                    await js.publish_async(
-                        subject, data, wait_stall=self.ack_timeout, headers={MSG_ID: msg_id}
-                    )
+        if self._pipeline is None:
+            self._pipeline = _AckPipeline(self.nc, self.window)
+        return await self._pipeline.publish(items, self.ack_timeout)
+
+
+class _AckPipeline:
+    """Pipelined JetStream publishes, the way ``js.publish_async`` does it but leaner.
+
+    Every publish of one batch carries the same reply subject; one wildcard
+    subscription counts the acks (and spots errors) as they come back. This
+    spares, per message, the future, the token, the JSON parse and the PubAck
+    object of ``publish_async`` — about half the client's cost — and publishes
+    never yield to the loop until the window is full, so they leave in large
+    writes. One batch at a time per connection; ordering is NATS's (per
+    connection, in order).
+    """
+
+    def __init__(self, nc: Client, window: int) -> None:
+        self._nc = nc
+        self._window = window
+        self._prefix = nc.new_inbox()
+        self._sub: Subscription | None = None
+        self._lock = asyncio.Lock()
+        self._batch = 0
+        self._reply = ""
+        self._answered = 0
+        self._errors: list[bytes] = []
+        self._wake_at = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def publish(self, items: Sequence[tuple[str, bytes, str]], ack_timeout: float) -> int:
+        async with self._lock:
+            if self._sub is None:
+                self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
+            self._batch += 1
+            self._reply = reply = f"{self._prefix}.{self._batch}"
+            self._answered = 0
+            self._errors = []
+            sent = 0
+            publish = self._nc.publish
+            try:
+                for subject, data, msg_id in items:
+                    if sent - self._answered >= self._window:
+                        await self._until(sent - self._window // 2, ack_timeout)
+                    await publish(subject, data, reply=reply, headers={MSG_ID: msg_id})
+                    sent += 1
+                await self._until(sent, ack_timeout)
+            except TimeoutError:
+                pass  # counted below
+            except (nats.errors.Error, OSError) as exc:
+                raise PublishError(
+                    f"publish failed after {sent} of {len(items)}: {exc!r}",
+                    acked=0,
+                    failed=len(items),
+                ) from exc
+            finally:
+                self._reply = ""  # late acks of this batch are ignored from now on
+            acked = self._answered - len(self._errors)
+            if acked != len(items):
+                first = self._errors[0][:200].decode(errors="replace") if self._errors else None
+                raise PublishError(
+                    f"{len(items) - acked} of {len(items)} publishes not acknowledged "
+                    f"(first error: {first or 'no ack in time'})",
+                    acked=acked,
+                    failed=len(items) - acked,
                 )
-            done, pending = await asyncio.wait(futures, timeout=self.ack_timeout)
-        except (nats.errors.Error, OSError) as exc:
-            raise PublishError(
-                f"publish failed after {len(futures)} of {len(items)}: {exc!r}",
-                acked=0,
-                failed=len(items),
-            ) from exc
-        finally:
-            # A future left pending holds a slot of nats-py's in-flight semaphore: free it.
-            for fut in futures:
-                if not fut.done():
-                    fut.cancel()
-        errors = [f.exception() for f in done if not f.cancelled() and f.exception() is not None]
-        if pending or errors:
-            first = errors[0] if errors else TimeoutError("no ack")
-            raise PublishError(
-                f"{len(pending) + len(errors)} of {len(items)} publishes not acknowledged "
-                f"(first: {first!r})",
-                acked=len(done) - len(errors),
-                failed=len(pending) + len(errors),
-            )
-        return len(futures)
+            return acked
+
+    async def _until(self, answered: int, ack_timeout: float) -> None:
+        """Wait until ``answered`` acks are in; TimeoutError if they stop coming."""
+        while self._answered < answered:
+            before = self._answered
+            self._wake_at = answered
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self._waiter, ack_timeout)
+            except TimeoutError:
+                if self._answered == before:
+                    raise
+            finally:
+                self._waiter = None
+
+    async def _on_ack(self, msg: Msg) -> None:
+        if msg.subject != self._reply:
+            return
+        self._answered += 1
+        # An ack is a JSON PubAck; failures are {"error": ...} or a bare 503 (no stream).
+        if not msg.data or b'"error"' in msg.data:
+            self._errors.append(msg.data or b"no stream for this subject (503)")
+        if self._answered >= self._wake_at and self._waiter is not None:
+            if not self._waiter.done():
+                self._waiter.set_result(None)

@@ -16,8 +16,11 @@ that session. Only after the commit is the message acked. So:
 created with unlimited deliveries, because a server-side limit would drop a
 message without trace when the last delivery is lost (process crash, ack
 timeout) or when the database — not the handler — was failing. Failures
-outside the handler (begin, the ``processed_events`` insert, commit) are
-treated as infrastructure trouble: nak'ed with backoff, never dead-lettered.
+outside the handler (begin, the ``processed_events`` insert, a commit that
+fails on a lost connection or a locked database) are infrastructure trouble:
+nak'ed with backoff, never dead-lettered. A commit that refuses what the
+handler wrote (a deferred constraint, an autoflushed row) counts as that
+handler's failure.
 
 Processes that run a consumer with the same ``durable`` share its messages
 (a pull consumer hands each message to one fetcher at a time).
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -46,9 +50,11 @@ import nats.errors
 import nats.js.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
+from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import Insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seisan_shared import subjects
@@ -80,10 +86,35 @@ class ConsumerStats:
     dead_lettered: int = 0  # published to dlq.<durable> and terminated
     redelivered: int = 0  # deliveries with num_delivered > 1
     retried: int = 0  # nak'ed for a later retry (handler or database failure)
+    batches: int = 0  # fetches that returned messages (handled+duplicates / batches = batch fill)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    handler_index: int | None  # the handler that raised, if one did
+    error: Exception
+    refused_at_commit: bool  # the commit rejected what the handlers wrote
+
+
+def _is_infrastructure(exc: Exception) -> bool:
+    """The database or network failed (retry later), as opposed to refusing the data."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class EventConsumer:
-    """A durable pull consumer on ``SEISAN_EVENTS`` feeding ``handler`` exactly once per event."""
+    """A durable pull consumer on ``SEISAN_EVENTS`` feeding ``handler`` exactly once per event.
+
+    ``handler(envelope, session)`` writes through ``session`` and must not
+    commit; see the module docstring for what happens when it raises.
+    ``batch`` is the most messages one fetch takes: large for quick handlers,
+    small (even 1) for slow ones such as OCR, so that work spreads over every
+    process sharing the ``durable``. While a batch is worked on, the server is
+    told every ``ack_wait / 3`` seconds that it still is, so slow batches are
+    not redelivered elsewhere. ``fetch_timeout`` is how long one pull request
+    waits when the stream is idle (a new event still arrives at once).
+    """
 
     def __init__(
         self,
@@ -118,7 +149,8 @@ class EventConsumer:
         self.transaction_per_batch = transaction_per_batch
         self.faults = faults
         self._stats = ConsumerStats()
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._puller: _Puller | None = None
+        self._claim_stmt: Insert | None = None
         self._stopping = False
 
     def processed(self) -> ConsumerStats:
@@ -138,44 +170,37 @@ class EventConsumer:
         )
 
     async def provision(self) -> None:
-        """Create or update the durable consumer and bind a pull subscription to it."""
-        js = self.bus.js
-        await js.add_consumer(subjects.EVENTS_STREAM, config=self.consumer_config())
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
-        self._sub = await js.pull_subscribe_bind(
-            durable=self.durable, stream=subjects.EVENTS_STREAM
-        )
+        """Create or update the durable consumer (idempotent) and start pulling from it."""
+        await self.bus.js.add_consumer(subjects.EVENTS_STREAM, config=self.consumer_config())
+        if self._puller is None:
+            self._puller = _Puller(self.bus, subjects.EVENTS_STREAM, self.durable)
+            await self._puller.start()
 
     def stop(self) -> None:
-        """Finish the batch in hand, then make :meth:`run` return."""
+        """Finish the batch in hand, then make :meth:`run` return (an idle fetch ends at once)."""
         self._stopping = True
+        if self._puller is not None:
+            self._puller.interrupt()
 
     async def run(self) -> None:
         """Fetch and handle until cancelled or :meth:`stop` is called."""
-        if self._sub is None:
-            await self.provision()
         try:
             await self._fetch_loop()
         finally:
-            # Messages fetched but not handled stay unacked and go to another fetcher after
-            # ack_wait; an unsubscribed inbox also lets the connection drain without waiting.
-            sub, self._sub = self._sub, None
-            if sub is not None:
-                with contextlib.suppress(nats.errors.Error, OSError):
-                    await sub.unsubscribe()
+            # Messages fetched but not handled stay unacked: the server hands them to another
+            # fetcher after ack_wait.
+            puller, self._puller = self._puller, None
+            if puller is not None:
+                await puller.stop()
 
     async def _fetch_loop(self) -> None:
         backoff = self.nak_delay
         while not self._stopping:
-            if self._sub is None:
-                await self.provision()
-            assert self._sub is not None
             try:
-                msgs = await self._sub.fetch(self.batch, timeout=self.fetch_timeout)
-            except (nats.errors.TimeoutError, nats.js.errors.FetchTimeoutError):
-                continue
+                if self._puller is None:
+                    await self.provision()
+                assert self._puller is not None
+                msgs = await self._puller.fetch(self.batch, self.fetch_timeout)
             except (nats.errors.Error, OSError) as exc:
                 log.warning(
                     "consumer %s: fetch failed (%r); retrying in %.1fs", self.durable, exc, backoff
@@ -186,12 +211,14 @@ class EventConsumer:
                     await self.provision()  # the consumer may have been lost with the server
                 continue
             backoff = self.nak_delay
-            await self.handle_batch(msgs)
+            if msgs:
+                await self.handle_batch(msgs)
 
     # -- one fetched batch -----------------------------------------------------------------
 
     async def handle_batch(self, msgs: Sequence[Msg]) -> None:
         """Handle, commit and ack (or nak / dead-letter) every message of one fetch."""
+        self._stats.batches += 1
         good: list[tuple[Msg, Envelope]] = []
         for msg in msgs:
             if msg.metadata.num_delivered > 1:
@@ -210,37 +237,42 @@ class EventConsumer:
 
         A handler that raises aborts its transaction; it alone is nak'ed (or
         dead-lettered) and the others are tried again without it, so each
-        failing event costs exactly one handler call per delivery.
+        failing event costs exactly one handler call per delivery. If the
+        commit itself refuses the handlers' writes (a deferred constraint, say),
+        the batch is redone one event per transaction to find the culprit.
         """
         todo = items
+        one_by_one = not self.transaction_per_batch
         while todo:
-            chunk = todo if self.transaction_per_batch else todo[:1]
+            chunk = todo[:1] if one_by_one else todo
             failure = await self._attempt(chunk)
             if failure is None:
                 todo = todo[len(chunk) :]
-                continue
-            failed_at, exc = failure
-            if failed_at is None:  # the database failed, not a handler: all of it later
+            elif failure.handler_index is not None:
+                msg, envelope = chunk[failure.handler_index]
+                await self._handler_failed(msg, envelope, failure.error)
+                todo = todo[: failure.handler_index] + todo[failure.handler_index + 1 :]
+            elif failure.refused_at_commit and len(chunk) > 1:
+                one_by_one = True
+            elif failure.refused_at_commit:
+                await self._handler_failed(chunk[0][0], chunk[0][1], failure.error)
+                todo = todo[1:]
+            else:  # the database failed, not a handler: all of it later
                 log.warning(
                     "consumer %s: database failed on %d event(s) (%r); retrying later",
                     self.durable,
                     len(chunk),
-                    exc,
+                    failure.error,
                 )
                 for msg, _ in chunk:
                     await self._retry(msg)
                 todo = todo[len(chunk) :]
-                continue
-            msg, envelope = chunk[failed_at]
-            await self._handler_failed(msg, envelope, exc)
-            todo = todo[:failed_at] + todo[failed_at + 1 :]
 
-    async def _attempt(
-        self, chunk: list[tuple[Msg, Envelope]]
-    ) -> tuple[int | None, Exception] | None:
-        """One transaction: claim, handle, commit, ack. On failure everything is rolled back and
-        the result names the index whose handler raised (None: the database failed)."""
+    async def _attempt(self, chunk: list[tuple[Msg, Envelope]]) -> _Failure | None:
+        """One transaction: claim, handle, commit, then ack. None if it all went through;
+        otherwise everything was rolled back and the failure says where it happened."""
         in_handler: int | None = None
+        committing = False
         handled = duplicates = 0
         try:
             async with self.db.transaction() as session:
@@ -254,13 +286,17 @@ class EventConsumer:
                     await self.handler(envelope, session)
                     in_handler = None
                     handled += 1
+                committing = True
         except Exception as exc:
-            return in_handler, exc
+            refused = committing and handled > 0 and not _is_infrastructure(exc)
+            return _Failure(in_handler, exc, refused)
         self._stats.handled += handled
         self._stats.duplicates += duplicates
         self.faults.hit("consumer.after_handle")
-        for msg, _ in chunk:
-            await msg.ack()
+        # A lost ack only means a redelivery, which processed_events turns into a no-op.
+        with contextlib.suppress(nats.errors.Error, OSError):
+            for msg, _ in chunk:
+                await msg.ack()
         return None
 
     async def _handler_failed(self, msg: Msg, envelope: Envelope, exc: Exception) -> None:
@@ -280,16 +316,16 @@ class EventConsumer:
 
     async def _claim(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
         """Insert the processed_events rows; the ids that were not there before."""
+        if self._claim_stmt is None:
+            dialect_insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
+            self._claim_stmt = (
+                dialect_insert(processed_events)
+                .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+                .returning(processed_events.c.event_id)
+            )
         now = datetime.now(UTC)
         rows = [{"consumer": self.durable, "event_id": e, "processed_at": now} for e in event_ids]
-        dialect_insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
-        stmt = (
-            dialect_insert(processed_events)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-            .returning(processed_events.c.event_id)
-        )
-        result = await session.execute(stmt)
+        result = await session.execute(self._claim_stmt, rows)
         return set(result.scalars().all())
 
     async def _retry(self, msg: Msg) -> None:
@@ -297,7 +333,7 @@ class EventConsumer:
         self._stats.retried += 1
         deliveries = msg.metadata.num_delivered
         delay = min(self.nak_delay * 2 ** max(deliveries - 1, 0), _MAX_NAK_DELAY_S)
-        with contextlib.suppress(nats.errors.Error):
+        with contextlib.suppress(nats.errors.Error, OSError):
             await msg.nak(delay=delay)
 
     async def _dead_letter(self, msg: Msg, envelope: Envelope | None, error: str) -> None:
@@ -340,7 +376,7 @@ class EventConsumer:
             error,
         )
         self._stats.dead_lettered += 1
-        with contextlib.suppress(nats.errors.Error):
+        with contextlib.suppress(nats.errors.Error, OSError):
             await msg.term()
 
     @contextlib.asynccontextmanager
@@ -351,7 +387,7 @@ class EventConsumer:
             while True:
                 await asyncio.sleep(self.ack_wait / 3)
                 for msg in msgs:
-                    if not msg._ackd:
+                    if not msg.is_acked:
                         with contextlib.suppress(nats.errors.Error):
                             await msg.in_progress()
 
@@ -362,6 +398,81 @@ class EventConsumer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class _Puller:
+    """Pull requests for one durable, without nats-py's per-message task in ``fetch``.
+
+    Each request asks for up to ``batch`` messages with ``no_wait`` and an
+    expiry: the server answers at once with what it has, or waits for the
+    first message, then ends the request with a status (404/408). Messages are
+    collected by one subscription callback; a message arriving for an earlier
+    request (after a local timeout) is kept for the next fetch, never lost.
+    """
+
+    def __init__(self, bus: EventBus, stream: str, durable: str) -> None:
+        self._bus = bus
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._prefix = bus.nc.new_inbox()
+        self._sub: Subscription | None = None
+        self._request = 0
+        self._buffer: list[Msg] = []
+        self._want = 0
+        self._done: asyncio.Future[None] | None = None
+        self._error: str | None = None
+
+    async def start(self) -> None:
+        self._sub = await self._bus.nc.subscribe(f"{self._prefix}.*", cb=self._on_msg)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    async def fetch(self, batch: int, expires: float) -> list[Msg]:
+        """Up to ``batch`` messages; an empty list if none came within ``expires`` seconds."""
+        if len(self._buffer) < batch:
+            self._request += 1
+            self._want = batch
+            self._done = asyncio.get_running_loop().create_future()
+            request = {"batch": batch - len(self._buffer), "expires": int(expires * 1e9)}
+            request["no_wait"] = True
+            await self._bus.nc.publish(
+                self._next_subject,
+                json.dumps(request).encode(),
+                reply=f"{self._prefix}.{self._request}",
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done, expires + 1.0)
+            self._done = None
+        msgs, self._buffer = self._buffer[:batch], self._buffer[batch:]
+        if not msgs and self._error is not None:
+            error, self._error = self._error, None
+            raise nats.js.errors.Error(f"pull request failed: {error}")
+        return msgs
+
+    async def _on_msg(self, msg: Msg) -> None:
+        status = msg.headers.get("Status") if msg.headers else None
+        if status is None:
+            self._buffer.append(msg)
+            if len(self._buffer) >= self._want:
+                self._finish()
+        elif status == "100":
+            return  # idle heartbeat
+        elif msg.subject.endswith(f".{self._request}"):
+            if status == "409":
+                # e.g. "Consumer Deleted": the caller provisions again.
+                self._error = (msg.headers or {}).get("Description", "409")
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    def interrupt(self) -> None:
+        """End the fetch in progress now with whatever it has."""
+        self._finish()
 
 
 def _decode(data: bytes) -> Envelope | None:

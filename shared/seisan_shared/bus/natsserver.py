@@ -25,14 +25,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 SYSTEM_NATS_PORT = 4222
-_LIVE: weakref.WeakSet[NatsServer] = weakref.WeakSet()
+_LIVE: set[NatsServer] = set()  # started and not yet stopped: killed at interpreter exit
 
 
 class NatsServerError(RuntimeError):
@@ -203,7 +202,7 @@ class NatsServer:
     def _await_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         assert self._proc is not None
-        ports_file = self._ports_dir / f"{binary_stem(self._proc.args)}_{self._proc.pid}.ports"
+        ports_file = self._ports_dir / f"{_binary_stem(self._proc.args)}_{self._proc.pid}.ports"
         while True:
             if self._proc.poll() is not None:
                 raise NatsServerError(
@@ -325,7 +324,7 @@ class NatsServer:
         return f"NatsServer(name={self.name!r}, port={port}, store_dir={str(self.store_dir)!r})"
 
 
-def binary_stem(args: object) -> str:
+def _binary_stem(args: object) -> str:
     """The ports file is named after the executable's base name."""
     first = args[0] if isinstance(args, list | tuple) else args
     return Path(str(first)).name

@@ -114,9 +114,15 @@ class OutboxRelay:
         self.faults = faults
         self.stats = RelayStats()
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """Nudge the relay (from the event loop's thread) to publish now."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Let :meth:`run` finish the batch in hand (publish and mark), then return."""
+        self._stopping = True
         self._wake.set()
 
     async def publish_pending(self) -> int:
@@ -125,7 +131,7 @@ class OutboxRelay:
         while True:
             count = await self._publish_batch()
             total += count
-            if count < self.batch_size:
+            if count < self.batch_size or self._stopping:
                 return total
 
     async def _publish_batch(self) -> int:
@@ -185,14 +191,14 @@ class OutboxRelay:
         return deleted
 
     async def run(self) -> None:
-        """Publish until cancelled: after every wake, else every ``poll_interval``.
+        """Publish until cancelled or stopped: after every wake, else every ``poll_interval``.
 
         Errors (bus down, database busy) are logged and retried with backoff;
         unpublished rows simply stay in the outbox until a pass succeeds.
         """
         backoff = self.poll_interval
         next_prune = time.monotonic()
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.publish_pending()
