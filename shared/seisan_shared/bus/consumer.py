@@ -45,6 +45,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import nats.errors
 import nats.js.errors
@@ -67,6 +68,10 @@ from seisan_shared.storage.tables import processed_events
 log = logging.getLogger("seisan.bus.consumer")
 
 Handler = Callable[[Envelope, AsyncSession], Awaitable[None]]
+# Slow work (OCR, a remote call) done before the transaction opens; its result is
+# passed to the handler as a third argument. A prepare that raises counts as a
+# handler failure (retried, then dead-lettered).
+Prepare = Callable[[Envelope], Awaitable[Any]]
 
 ERROR_HEADER = "Seisan-Error"
 ORIGINAL_SUBJECT_HEADER = "Seisan-Original-Subject"
@@ -131,6 +136,7 @@ class EventConsumer:
         fetch_timeout: float = 5.0,
         transaction_per_batch: bool = True,
         faults: Faults = NO_FAULTS,
+        prepare: Prepare | None = None,
     ) -> None:
         if not filter_subjects:
             raise ValueError("filter_subjects must name at least one subject")
@@ -148,6 +154,8 @@ class EventConsumer:
         self.fetch_timeout = fetch_timeout
         self.transaction_per_batch = transaction_per_batch
         self.faults = faults
+        self.prepare = prepare
+        self._prepared: dict[str, Any] = {}
         self._stats = ConsumerStats()
         self._puller: _Puller | None = None
         self._claim_stmt: Insert | None = None
@@ -230,7 +238,24 @@ class EventConsumer:
                 good.append((msg, envelope))
         if good:
             async with self._keep_alive([m for m, _ in good]):
-                await self._handle(good)
+                try:
+                    ready = await self._prepare_all(good) if self.prepare else good
+                    await self._handle(ready)
+                finally:
+                    self._prepared.clear()
+
+    async def _prepare_all(self, items: list[tuple[Msg, Envelope]]) -> list[tuple[Msg, Envelope]]:
+        """Run ``prepare`` for each message outside any transaction (no lock held meanwhile)."""
+        assert self.prepare is not None
+        ready: list[tuple[Msg, Envelope]] = []
+        for msg, envelope in items:
+            try:
+                self._prepared[envelope.event_id] = await self.prepare(envelope)
+            except Exception as exc:
+                await self._handler_failed(msg, envelope, exc)
+                continue
+            ready.append((msg, envelope))
+        return ready
 
     async def _handle(self, items: list[tuple[Msg, Envelope]]) -> None:
         """Commit ``items`` in as few transactions as failures allow.
@@ -283,7 +308,12 @@ class EventConsumer:
                         continue
                     fresh.discard(envelope.event_id)  # a twin later in the chunk is a duplicate
                     in_handler = index
-                    await self.handler(envelope, session)
+                    if self.prepare is not None:
+                        await self.handler(  # type: ignore[call-arg]
+                            envelope, session, self._prepared.get(envelope.event_id)
+                        )
+                    else:
+                        await self.handler(envelope, session)
                     in_handler = None
                     handled += 1
                 committing = True
