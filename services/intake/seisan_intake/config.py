@@ -21,6 +21,10 @@ class IntakeConfig:
     max_image_pixels: int = 50_000_000
     working_long_side: int = 2000
     shutdown_grace_seconds: float = 5.0
+    # OCR worker
+    ocr_threads: int = 0  # 0: one per usable core, at most 4
+    review_threshold: float = 0.6
+    ocr_max_deliver: int = 3
     log_level: str = "INFO"
 
     @property

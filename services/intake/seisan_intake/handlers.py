@@ -282,3 +282,66 @@ async def delete_receipt(receipt_id: str, reason: str, actor: Actor, ports: Inta
             reason=reason,
         )
         await uow.commit()
+
+
+@dataclass(frozen=True)
+class ExtractionResult:
+    """What the OCR worker read: fields (plain data), why a person should look, masked text."""
+
+    fields: dict[str, Any]
+    review_reasons: list[str]
+    ocr_text: str
+    engine: str
+
+
+async def record_extraction(receipt_id: str, result: ExtractionResult, uow: UnitOfWork) -> bool:
+    """Store extracted fields and publish `receipt.extracted` or `receipt.needs_review`.
+
+    Only a receipt still PROCESSING takes a result (a redelivered or late result
+    for a receipt corrected, deleted or already extracted is ignored). Returns
+    whether anything changed. ``uow`` is already inside the consumer's transaction.
+    """
+    receipt = await uow.receipts.get(receipt_id)
+    if receipt is None or receipt.status is not Status.PROCESSING:
+        return False
+    receipt.fields = result.fields
+    receipt.review_reasons = list(result.review_reasons)
+    receipt.ocr_text = result.ocr_text
+    receipt.status = Status.NEEDS_REVIEW if result.review_reasons else Status.EXTRACTED
+    await uow.receipts.update(receipt)
+    paid_with = messages.PAID_WITH_TO_PB[receipt.paid_with]
+    fields = messages.fields_to_pb(receipt.fields)
+    if receipt.status is Status.EXTRACTED:
+        await uow.emit(
+            subjects.RECEIPT_EXTRACTED,
+            receipt.receipt_id,
+            events_pb2.ReceiptExtracted(
+                receipt_id=receipt.receipt_id,
+                submitter=receipt.submitter,
+                paid_with=paid_with,
+                fields=fields,
+                ocr_engine=result.engine,
+            ),
+        )
+    else:
+        await uow.emit(
+            subjects.RECEIPT_NEEDS_REVIEW,
+            receipt.receipt_id,
+            events_pb2.ReceiptNeedsReview(
+                receipt_id=receipt.receipt_id,
+                submitter=receipt.submitter,
+                paid_with=paid_with,
+                fields=fields,
+                review_reasons=receipt.review_reasons,
+                ocr_engine=result.engine,
+            ),
+        )
+    await uow.audit(
+        actor=f"ocr:{result.engine}",
+        action="receipt.extract",
+        entity_id=receipt.receipt_id,
+        before={"status": Status.PROCESSING.value},
+        after={"status": receipt.status.value, "fields": receipt.fields},
+        reason="; ".join(receipt.review_reasons),
+    )
+    return True

