@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+from seisan_cards.domain.errors import CardsError
 from seisan_shared.errors import InvalidArgument
 from seisan_shared.money import Money
 
@@ -36,7 +37,7 @@ class StatementFormat(StrEnum):
     STRIPE_ISSUING = "stripe_issuing"
 
 
-class StatementRejected(InvalidArgument):
+class StatementRejected(CardsError, InvalidArgument):
     """A statement (or feed event) that cannot be imported whole.
 
     ``str(err)`` names the line and field, e.g.
