@@ -29,6 +29,7 @@ STACK: tuple[ProcessSpec, ...] = (
     ProcessSpec("audit", "seisan_audit", 50704),
     ProcessSpec("intake", "seisan_intake", 50701),
     ProcessSpec("intake-worker", "seisan_intake.worker"),
+    ProcessSpec("cards", "seisan_cards", 50702),
 )
 
 GRPC_SERVICES = tuple(p for p in STACK if p.grpc_port is not None)
