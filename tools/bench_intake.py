@@ -38,13 +38,12 @@ from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.processes import ServiceProcess, free_port  # noqa: E402
-
-from seisan.receipts.v1 import receipts_pb2, receipts_pb2_grpc  # noqa: E402
-from seisan_intake.adapters.images import ImagePipeline  # noqa: E402
-from seisan_shared import events  # noqa: E402
-from seisan_shared.bus import NatsServer  # noqa: E402
-from seisan_shared.grpc.client import channel  # noqa: E402
+from seisan.receipts.v1 import receipts_pb2, receipts_pb2_grpc
+from seisan_intake.adapters.images import ImagePipeline
+from seisan_shared import events
+from seisan_shared.bus import NatsServer
+from seisan_shared.grpc.client import channel
+from support.processes import ServiceProcess, free_port
 
 SROIE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sroie-dev" / "images"
 DONE = ("seisan.receipt.extracted", "seisan.receipt.needs_review")
@@ -93,7 +92,9 @@ class Completions:
         while True:
             try:
                 sub = await js.subscribe(
-                    "seisan.receipt.>", stream="SEISAN_EVENTS", ordered_consumer=True,
+                    "seisan.receipt.>",
+                    stream="SEISAN_EVENTS",
+                    ordered_consumer=True,
                     config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW),
                 )
                 break
@@ -104,8 +105,8 @@ class Completions:
                 self.done[events.decode(msg.data).aggregate_id] = time.perf_counter()
                 self.changed.set()
 
-    async def wait_for(self, ids: set[str], timeout: float) -> None:
-        deadline = time.perf_counter() + timeout
+    async def wait_for(self, ids: set[str], within: float) -> None:
+        deadline = time.perf_counter() + within
         while not ids <= self.done.keys():
             self.changed.clear()
             remaining = deadline - time.perf_counter()
@@ -126,8 +127,10 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"making {total} phone photos (4000×3000 JPEG)…", file=sys.stderr)
     photos = [phone_photo(scans[i % len(scans)], i) for i in range(total)]
     megapixels = 4000 * 3000 / 1e6
-    print(f"  mean size {statistics.mean(len(p) for p in photos) / 1e6:.1f} MB, "
-          f"{megapixels:.0f} MP", file=sys.stderr)
+    print(
+        f"  mean size {statistics.mean(len(p) for p in photos) / 1e6:.1f} MB, {megapixels:.0f} MP",
+        file=sys.stderr,
+    )
 
     pipeline = ImagePipeline()
     pipeline.normalize(photos[0])  # warm up
@@ -137,16 +140,16 @@ async def bench(args: argparse.Namespace) -> int:
         pipeline.normalize(data)
         times.append((time.perf_counter() - started) * 1000)
     normalize_ms = statistics.median(times)
-    print(f"normalize: median {normalize_ms:.1f} ms, max {max(times):.1f} ms over {len(times)}",
-          file=sys.stderr)
+    print(
+        f"normalize: median {normalize_ms:.1f} ms, max {max(times):.1f} ms over {len(times)}",
+        file=sys.stderr,
+    )
 
     with tempfile.TemporaryDirectory(prefix="seisan-bench-intake-") as tmp:
         var = Path(tmp) / "var"
         var.mkdir()
         tokens = var / "tokens.toml"
-        tokens.write_text(
-            resources.files("seisan_shared").joinpath("demo_tokens.toml").read_text()
-        )
+        tokens.write_text(resources.files("seisan_shared").joinpath("demo_tokens.toml").read_text())
         with NatsServer(Path(tmp) / "nats") as server:
             address = f"127.0.0.1:{free_port()}"
             env = {
@@ -174,16 +177,20 @@ async def bench(args: argparse.Namespace) -> int:
                     latencies.append(completions.done[rid] - started)
                 q = statistics.quantiles(latencies, n=20)
                 p50, p95 = statistics.median(latencies), q[18]
-                print(f"latency (1 worker): p50 {p50:.2f}s p95 {p95:.2f}s over {len(latencies)}",
-                      file=sys.stderr)
+                print(
+                    f"latency (1 worker): p50 {p50:.2f}s p95 {p95:.2f}s over {len(latencies)}",
+                    file=sys.stderr,
+                )
 
                 rates = []
                 offset = args.latency_n
                 for n_workers in (1, 2):
                     while len(workers) < n_workers:
-                        workers.append(ServiceProcess(
-                            "seisan_intake.worker", env, var, f"worker{len(workers) + 1}"
-                        ).start())
+                        workers.append(
+                            ServiceProcess(
+                                "seisan_intake.worker", env, var, f"worker{len(workers) + 1}"
+                            ).start()
+                        )
                         await asyncio.sleep(args.worker_warmup)
                     burst = photos[offset : offset + args.burst_n]
                     offset += args.burst_n
@@ -194,18 +201,24 @@ async def bench(args: argparse.Namespace) -> int:
                     await completions.wait_for(ids, 600)
                     seconds = max(completions.done[i] for i in ids) - started
                     rates.append(len(ids) / seconds)
-                    print(f"throughput ({n_workers} worker{'s' if n_workers > 1 else ''}): "
-                          f"{rates[-1]:.2f} receipts/s ({len(ids)} in {seconds:.1f}s)",
-                          file=sys.stderr)
+                    print(
+                        f"throughput ({n_workers} worker{'s' if n_workers > 1 else ''}): "
+                        f"{rates[-1]:.2f} receipts/s ({len(ids)} in {seconds:.1f}s)",
+                        file=sys.stderr,
+                    )
             finally:
                 follower.cancel()
                 for w in workers:
                     w.terminate()
                 intake.terminate()
-    print(f"intake-scaling: one_worker={rates[0]:.2f}/s two_workers={rates[1]:.2f}/s "
-          f"ratio={rates[1] / rates[0]:.2f} cores={os.cpu_count()}")
-    print(f"intake: n={args.latency_n} p50={p50:.2f} p95={p95:.2f} per_second={rates[1]:.2f} "
-          f"normalize_ms={normalize_ms:.1f}")
+    print(
+        f"intake-scaling: one_worker={rates[0]:.2f}/s two_workers={rates[1]:.2f}/s "
+        f"ratio={rates[1] / rates[0]:.2f} cores={os.cpu_count()}"
+    )
+    print(
+        f"intake: n={args.latency_n} p50={p50:.2f} p95={p95:.2f} per_second={rates[1]:.2f} "
+        f"normalize_ms={normalize_ms:.1f}"
+    )
     return 0
 
 

@@ -18,10 +18,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from seisan.audit.v1 import audit_pb2
-from seisan.events.v1 import envelope_pb2
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from seisan.audit.v1 import audit_pb2
+from seisan.events.v1 import envelope_pb2
 from seisan_shared import subjects
 from seisan_shared.bus.outbox import add_event
 from seisan_shared.events import new_event

@@ -18,13 +18,13 @@ import pkgutil
 from dataclasses import dataclass
 from functools import cache
 
-import seisan
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
+
+import seisan
 from seisan.cards.v1 import events_pb2 as cards_events
 from seisan.payouts.v1 import events_pb2 as payouts_events
 from seisan.receipts.v1 import events_pb2 as receipts_events
-
 from seisan_shared import subjects
 from seisan_shared.subjects import subject_for
 

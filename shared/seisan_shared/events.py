@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf import any_pb2, symbol_database
 from google.protobuf.message import Message
@@ -51,7 +52,7 @@ def decode(data: bytes) -> envelope_pb2.Envelope:
     return env
 
 
-def unpack_payload(env: envelope_pb2.Envelope) -> Message:
+def unpack_payload(env: envelope_pb2.Envelope) -> Any:
     """The payload as its own message type, looked up from the type URL.
 
     The payload's module must have been imported (``seisan_shared.catalogue``

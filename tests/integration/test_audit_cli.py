@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner, Result
+
 from seisan_audit.adapters.repository import SqlAuditLog
 from seisan_audit.bootstrap import MIGRATIONS
 from seisan_audit.domain.chain import AuditRecord, ChainEntry
 from seisan_audit.entrypoints.cli import app
 from seisan_audit.handlers import append_record
 from seisan_shared.storage import Database, run_migrations, sqlite_url_for
-from typer.testing import CliRunner, Result
 
 T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
 from seisan_audit.adapters.repository import (
     AnchorMissing,
     SqlAuditLog,
@@ -26,7 +28,6 @@ from seisan_audit.domain.chain import (
 from seisan_audit.domain.ports import RecordQuery
 from seisan_audit.handlers import append_record, verify
 from seisan_shared.storage import Database, run_migrations
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 T0 = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from typer.testing import CliRunner
+
 from seisan.audit.v1 import audit_pb2, audit_pb2_grpc
 from seisan_audit.entrypoints.cli import app
 from seisan_shared.audit import audit_event
@@ -21,7 +23,6 @@ from seisan_shared.bus import EventBus, NatsServer
 from seisan_shared.bus.natsserver import free_port
 from seisan_shared.cli.health import check
 from seisan_shared.grpc import channel
-from typer.testing import CliRunner
 
 
 async def eventually(check_: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
+
 from seisan.audit.v1 import audit_pb2
 from seisan_audit.adapters.repository import SqlAuditReader
 from seisan_audit.bootstrap import MIGRATIONS
@@ -27,7 +29,6 @@ from seisan_shared.audit import audit_event, record_decision
 from seisan_shared.bus import EventBus, EventConsumer, OutboxRelay
 from seisan_shared.bus.client import MSG_ID
 from seisan_shared.storage import Database, run_migrations, sqlite_url_for
-from typer.testing import CliRunner
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+
 from seisan.common.v1 import common_pb2
 from seisan.receipts.v1 import receipts_pb2 as pb
 from seisan.receipts.v1 import receipts_pb2_grpc as pb_grpc

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from seisan.common.v1 import common_pb2
 from seisan.receipts.v1 import receipts_pb2, receipts_pb2_grpc
 from seisan_intake.adapters.blobstore import FilesystemBlobStore
 from seisan_intake.adapters.images import ImagePipeline
@@ -312,7 +313,9 @@ async def test_correction_is_audited_and_published(intake: Intake):
     rid = (await intake.upload("t-aiko", receipt_jpeg(50))).receipt_id
     fields = receipts_pb2.ReceiptFields(
         merchant=receipts_pb2.ExtractedText(value="Blue Bottle Coffee"),
-        total=receipts_pb2.ExtractedMoney(amount={"minor_units": 1112, "currency": "JPY"}),
+        total=receipts_pb2.ExtractedMoney(
+            amount=common_pb2.Money(minor_units=1112, currency="JPY")
+        ),
     )
     reply = await intake.stub("t-aiko").CorrectReceipt(
         receipts_pb2.CorrectReceiptRequest(receipt_id=rid, fields=fields, reason="OCR misread")
@@ -354,7 +357,9 @@ async def test_correction_is_audited_and_published(intake: Intake):
         (receipts_pb2.ReceiptFields(), "no fields"),
         (
             receipts_pb2.ReceiptFields(
-                total=receipts_pb2.ExtractedMoney(amount={"minor_units": 100, "currency": "XXQ"})
+                total=receipts_pb2.ExtractedMoney(
+                    amount=common_pb2.Money(minor_units=100, currency="XXQ")
+                )
             ),
             "unknown currency",
         ),

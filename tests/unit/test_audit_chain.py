@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from seisan_audit.domain.chain import (
     GENESIS,
     GENESIS_HASH,

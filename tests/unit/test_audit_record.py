@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+
 from seisan.audit.v1 import audit_pb2
 from seisan_audit.domain.errors import InvalidRecord
 from seisan_audit.entrypoints.consumer import record_from_event

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from seisan_shared import context
 from seisan_shared.auth import (
     ADMIN,

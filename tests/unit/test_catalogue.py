@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+
 from seisan_shared import catalogue, events, subjects
 from seisan_shared.catalogue import CATALOGUE, spec_for
 

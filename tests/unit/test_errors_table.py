@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import grpc
 import pytest
+
 from seisan_shared import errors
 from seisan_shared.errors import STATUS_BY_KIND, DomainError, status_for
 from seisan_shared.grpc.interceptors import ErrorInterceptor

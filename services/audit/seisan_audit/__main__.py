@@ -7,12 +7,11 @@ import logging
 import sys
 from contextlib import AsyncExitStack
 
+from seisan_audit.bootstrap import start
+from seisan_audit.config import AuditConfig, load_config
 from seisan_shared.config import ConfigError
 from seisan_shared.faults import Faults
 from seisan_shared.grpc import wait_for_termination_signal
-
-from seisan_audit.bootstrap import start
-from seisan_audit.config import AuditConfig, load_config
 
 log = logging.getLogger("seisan.audit")
 

@@ -14,18 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seisan.audit.v1 import audit_pb2, audit_pb2_grpc
-from seisan_shared.auth import TokenStore
-from seisan_shared.bus import EventBus, EventConsumer
-from seisan_shared.faults import NO_FAULTS, Faults
-from seisan_shared.grpc import RunningServer, ServiceRegistration, start_server
-from seisan_shared.storage import Database, run_migrations
-
 from seisan_audit.adapters.checkpoints import CheckpointFile
 from seisan_audit.adapters.repository import SqlAuditReader
 from seisan_audit.config import AuditConfig
 from seisan_audit.entrypoints.checkpointer import run_checkpoints
 from seisan_audit.entrypoints.consumer import audit_consumer
 from seisan_audit.entrypoints.servicer import AuditTrailServicer
+from seisan_shared.auth import TokenStore
+from seisan_shared.bus import EventBus, EventConsumer
+from seisan_shared.faults import NO_FAULTS, Faults
+from seisan_shared.grpc import RunningServer, ServiceRegistration, start_server
+from seisan_shared.storage import Database, run_migrations
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SERVICE_NAME: str = audit_pb2.DESCRIPTOR.services_by_name["AuditTrail"].full_name

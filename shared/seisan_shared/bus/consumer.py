@@ -72,6 +72,7 @@ Handler = Callable[[Envelope, AsyncSession], Awaitable[None]]
 # passed to the handler as a third argument. A prepare that raises counts as a
 # handler failure (retried, then dead-lettered).
 Prepare = Callable[[Envelope], Awaitable[Any]]
+PreparedHandler = Callable[[Envelope, AsyncSession, Any], Awaitable[None]]
 
 ERROR_HEADER = "Seisan-Error"
 ORIGINAL_SUBJECT_HEADER = "Seisan-Original-Subject"
@@ -128,7 +129,7 @@ class EventConsumer:
         *,
         durable: str,
         filter_subjects: Sequence[str],
-        handler: Handler,
+        handler: Handler | PreparedHandler,
         max_deliver: int = 5,
         ack_wait: float = 30.0,
         batch: int = 100,
@@ -309,11 +310,10 @@ class EventConsumer:
                     fresh.discard(envelope.event_id)  # a twin later in the chunk is a duplicate
                     in_handler = index
                     if self.prepare is not None:
-                        await self.handler(  # type: ignore[call-arg]
-                            envelope, session, self._prepared.get(envelope.event_id)
-                        )
+                        prepared = self._prepared.get(envelope.event_id)
+                        await self.handler(envelope, session, prepared)  # type: ignore[call-arg]
                     else:
-                        await self.handler(envelope, session)
+                        await self.handler(envelope, session)  # type: ignore[call-arg]
                     in_handler = None
                     handled += 1
                 committing = True

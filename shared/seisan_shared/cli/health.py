@@ -17,7 +17,9 @@ async def check(address: str, deadline_seconds: float = 2.0) -> str:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=deadline_seconds)
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=deadline_seconds
+            )
         except grpc.aio.AioRpcError as exc:
             return f"UNREACHABLE ({exc.code().name})"
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

@@ -34,8 +34,8 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor_pool import DescriptorPool
-from seisan.common.v1 import common_pb2
 
+from seisan.common.v1 import common_pb2
 from seisan_shared.auth import ROLES, Principal, TokenStore
 from seisan_shared.context import (
     bind_correlation_id,

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from seisan_shared.storage import Database
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seisan_audit.domain.chain import (
@@ -25,6 +24,7 @@ from seisan_audit.domain.chain import (
 )
 from seisan_audit.domain.errors import AuditError
 from seisan_audit.domain.ports import AuditLog, AuditReader, RecordQuery
+from seisan_shared.storage import Database
 
 metadata = sa.MetaData()
 

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import sqlalchemy.exc
 import typer
-from seisan_shared.storage import Database
 from sqlalchemy.engine import make_url
 
 from seisan_audit.adapters.checkpoints import CheckpointFile
@@ -26,6 +25,7 @@ from seisan_audit.domain.chain import ChainEntry, ChainReport, DamagedEntry, for
 from seisan_audit.domain.errors import AuditError
 from seisan_audit.domain.ports import RecordQuery
 from seisan_audit.handlers import take_checkpoint, verify
+from seisan_shared.storage import Database
 
 app = typer.Typer(
     help=(

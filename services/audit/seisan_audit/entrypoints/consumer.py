@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from seisan.audit.v1 import audit_pb2
-from seisan_shared import subjects
-from seisan_shared.bus import EventBus, EventConsumer, Handler
-from seisan_shared.events import Envelope
-from seisan_shared.storage import Database
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from seisan.audit.v1 import audit_pb2
 from seisan_audit.adapters.repository import SqlAuditLog
 from seisan_audit.domain.chain import AuditRecord
 from seisan_audit.domain.errors import InvalidRecord
 from seisan_audit.handlers import Clock, append_record, utc_now
+from seisan_shared import subjects
+from seisan_shared.bus import EventBus, EventConsumer, Handler
+from seisan_shared.events import Envelope
+from seisan_shared.storage import Database
 
 DURABLE = "audit"
 SUBJECT = subjects.subject_for(subjects.AUDIT_RECORDED)

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from seisan.audit.v1 import audit_pb2, audit_pb2_grpc
 
+from seisan.audit.v1 import audit_pb2, audit_pb2_grpc
 from seisan_audit.domain.chain import ChainEntry, ChainReport, DamagedEntry, ProblemKind
 from seisan_audit.domain.errors import InvalidPageToken
 from seisan_audit.domain.ports import AuditReader, CheckpointStore, RecordQuery

@@ -144,6 +144,12 @@ class _PayoutStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PayoutSt
     PAYOUT_STATUS_FAILED: _PayoutStatus.ValueType  # 4
     """The rail refused or returned it; its claims are approved-unpaid again."""
     PAYOUT_STATUS_CANCELLED: _PayoutStatus.ValueType  # 5
+    PAYOUT_STATUS_SENDING: _PayoutStatus.ValueType  # 6
+    """An attempt is recorded and the rail is being called; money may be moving (not cancellable)."""
+    PAYOUT_STATUS_RETURNING: _PayoutStatus.ValueType  # 7
+    """The rail failed it after money moved; the money is being brought back before the
+    claims return to approved-unpaid (then FAILED).
+    """
 
 class PayoutStatus(_PayoutStatus, metaclass=_PayoutStatusEnumTypeWrapper): ...
 
@@ -156,6 +162,12 @@ PAYOUT_STATUS_PAID: PayoutStatus.ValueType  # 3
 PAYOUT_STATUS_FAILED: PayoutStatus.ValueType  # 4
 """The rail refused or returned it; its claims are approved-unpaid again."""
 PAYOUT_STATUS_CANCELLED: PayoutStatus.ValueType  # 5
+PAYOUT_STATUS_SENDING: PayoutStatus.ValueType  # 6
+"""An attempt is recorded and the rail is being called; money may be moving (not cancellable)."""
+PAYOUT_STATUS_RETURNING: PayoutStatus.ValueType  # 7
+"""The rail failed it after money moved; the money is being brought back before the
+claims return to approved-unpaid (then FAILED).
+"""
 Global___PayoutStatus: _TypeAlias = PayoutStatus  # noqa: Y015
 
 class _BankFileFormat:
@@ -332,6 +344,9 @@ class Payout(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
     SETTLED_AT_FIELD_NUMBER: _builtins.int
+    STRIPE_TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    STRIPE_PAYOUT_ID_FIELD_NUMBER: _builtins.int
+    DESTINATION_ACCOUNT_FIELD_NUMBER: _builtins.int
     payout_id: _builtins.str
     run_id: _builtins.str
     employee: _builtins.str
@@ -342,6 +357,11 @@ class Payout(_message.Message):
     """Stripe transfer / payout id, or the bank file's end-to-end reference."""
     failure_reason: _builtins.str
     attempts: _builtins.int
+    stripe_transfer_id: _builtins.str
+    """Stripe rail: the transfer to the connected account (tr_...) and the payout from it (po_...)."""
+    stripe_payout_id: _builtins.str
+    destination_account: _builtins.str
+    """Stripe rail: the connected account (acct_...) the current attempt pays."""
     @_builtins.property
     def amount(self) -> _common_pb2.Money: ...
     @_builtins.property
@@ -368,10 +388,13 @@ class Payout(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         sent_at: _timestamp_pb2.Timestamp | None = ...,
         settled_at: _timestamp_pb2.Timestamp | None = ...,
+        stripe_transfer_id: _builtins.str = ...,
+        stripe_payout_id: _builtins.str = ...,
+        destination_account: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at", b"created_at", "sent_at", b"sent_at", "settled_at", b"settled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "attempts", b"attempts", "claim_ids", b"claim_ids", "created_at", b"created_at", "employee", b"employee", "external_reference", b"external_reference", "failure_reason", b"failure_reason", "payout_id", b"payout_id", "rail", b"rail", "run_id", b"run_id", "sent_at", b"sent_at", "settled_at", b"settled_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "attempts", b"attempts", "claim_ids", b"claim_ids", "created_at", b"created_at", "destination_account", b"destination_account", "employee", b"employee", "external_reference", b"external_reference", "failure_reason", b"failure_reason", "payout_id", b"payout_id", "rail", b"rail", "run_id", b"run_id", "sent_at", b"sent_at", "settled_at", b"settled_at", "status", b"status", "stripe_payout_id", b"stripe_payout_id", "stripe_transfer_id", b"stripe_transfer_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -388,11 +411,15 @@ class PayoutRun(_message.Message):
     EXECUTION_DATE_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     rail: Global___PayoutRail.ValueType
     bank_file_format: Global___BankFileFormat.ValueType
     """Bank-file rail only."""
     created_by: _builtins.str
+    currency: _builtins.str
+    """Bank-file rail: one currency per file."""
     @_builtins.property
     def payouts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Payout]: ...
     @_builtins.property
@@ -401,6 +428,10 @@ class PayoutRun(_message.Message):
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Approved claims the run left out, in words ("ben: no Stripe account linked; 2 claims")."""
+
     def __init__(
         self,
         *,
@@ -411,10 +442,12 @@ class PayoutRun(_message.Message):
         execution_date: _common_pb2.Date | None = ...,
         created_by: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+        currency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "execution_date", b"execution_date"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_file_format", b"bank_file_format", "created_at", b"created_at", "created_by", b"created_by", "execution_date", b"execution_date", "payouts", b"payouts", "rail", b"rail", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_file_format", b"bank_file_format", "created_at", b"created_at", "created_by", b"created_by", "currency", b"currency", "execution_date", b"execution_date", "notes", b"notes", "payouts", b"payouts", "rail", b"rail", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1017,3 +1050,179 @@ class ConfirmBankFilePaidResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConfirmBankFilePaidResponse: _TypeAlias = ConfirmBankFilePaidResponse  # noqa: Y015
+
+@_typing.final
+class BankAccountDetails(_message.Message):
+    """An employee's bank account for bank-file runs: a Japanese account or an IBAN."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYEE_NAME_FIELD_NUMBER: _builtins.int
+    PAYEE_NAME_KANA_FIELD_NUMBER: _builtins.int
+    BANK_CODE_FIELD_NUMBER: _builtins.int
+    BRANCH_CODE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_TYPE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NUMBER_FIELD_NUMBER: _builtins.int
+    IBAN_FIELD_NUMBER: _builtins.int
+    BIC_FIELD_NUMBER: _builtins.int
+    payee_name: _builtins.str
+    """The account holder's name; the kana form is what Zengin files carry."""
+    payee_name_kana: _builtins.str
+    bank_code: _builtins.str
+    """Japanese accounts: 4-digit bank code, 3-digit branch code, 1-7 digit number."""
+    branch_code: _builtins.str
+    account_type: _builtins.str
+    """"ordinary", "current", "savings" or "other"."""
+    account_number: _builtins.str
+    """Responses carry only the last digits ("****567")."""
+    iban: _builtins.str
+    bic: _builtins.str
+    def __init__(
+        self,
+        *,
+        payee_name: _builtins.str = ...,
+        payee_name_kana: _builtins.str = ...,
+        bank_code: _builtins.str = ...,
+        branch_code: _builtins.str = ...,
+        account_type: _builtins.str = ...,
+        account_number: _builtins.str = ...,
+        iban: _builtins.str = ...,
+        bic: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_number", b"account_number", "account_type", b"account_type", "bank_code", b"bank_code", "bic", b"bic", "branch_code", b"branch_code", "iban", b"iban", "payee_name", b"payee_name", "payee_name_kana", b"payee_name_kana"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BankAccountDetails: _TypeAlias = BankAccountDetails  # noqa: Y015
+
+@_typing.final
+class PayeeAccount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMPLOYEE_FIELD_NUMBER: _builtins.int
+    STRIPE_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    BANK_ACCOUNT_FIELD_NUMBER: _builtins.int
+    UPDATED_BY_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    employee: _builtins.str
+    stripe_account_id: _builtins.str
+    """Stripe connected account (acct_...); empty when the employee is paid by bank file only."""
+    updated_by: _builtins.str
+    @_builtins.property
+    def bank_account(self) -> Global___BankAccountDetails: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        employee: _builtins.str = ...,
+        stripe_account_id: _builtins.str = ...,
+        bank_account: Global___BankAccountDetails | None = ...,
+        updated_by: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bank_account", b"bank_account", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_account", b"bank_account", "employee", b"employee", "stripe_account_id", b"stripe_account_id", "updated_at", b"updated_at", "updated_by", b"updated_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayeeAccount: _TypeAlias = PayeeAccount  # noqa: Y015
+
+@_typing.final
+class LinkPayeeAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMPLOYEE_FIELD_NUMBER: _builtins.int
+    STRIPE_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TEST_ACCOUNT_FIELD_NUMBER: _builtins.int
+    BANK_ACCOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    employee: _builtins.str
+    stripe_account_id: _builtins.str
+    """Link this existing connected account (checked with Stripe)."""
+    create_test_account: _builtins.bool
+    """Test mode only: create a custom connected account with a test bank account and link it."""
+    currency: _builtins.str
+    """Currency of the test account's bank account (create_test_account); default JPY."""
+    @_builtins.property
+    def bank_account(self) -> Global___BankAccountDetails:
+        """Set or replace the bank account used by bank-file runs."""
+
+    def __init__(
+        self,
+        *,
+        employee: _builtins.str = ...,
+        stripe_account_id: _builtins.str = ...,
+        create_test_account: _builtins.bool = ...,
+        bank_account: Global___BankAccountDetails | None = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bank_account", b"bank_account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_account", b"bank_account", "create_test_account", b"create_test_account", "currency", b"currency", "employee", b"employee", "stripe_account_id", b"stripe_account_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkPayeeAccountRequest: _TypeAlias = LinkPayeeAccountRequest  # noqa: Y015
+
+@_typing.final
+class LinkPayeeAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___PayeeAccount: ...
+    def __init__(
+        self,
+        *,
+        account: Global___PayeeAccount | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkPayeeAccountResponse: _TypeAlias = LinkPayeeAccountResponse  # noqa: Y015
+
+@_typing.final
+class GetPayeeAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMPLOYEE_FIELD_NUMBER: _builtins.int
+    employee: _builtins.str
+    def __init__(
+        self,
+        *,
+        employee: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["employee", b"employee"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPayeeAccountRequest: _TypeAlias = GetPayeeAccountRequest  # noqa: Y015
+
+@_typing.final
+class GetPayeeAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def account(self) -> Global___PayeeAccount: ...
+    def __init__(
+        self,
+        *,
+        account: Global___PayeeAccount | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPayeeAccountResponse: _TypeAlias = GetPayeeAccountResponse  # noqa: Y015

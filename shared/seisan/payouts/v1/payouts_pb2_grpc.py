@@ -95,6 +95,16 @@ class ReimbursementPayoutStub:
                 request_serializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.ConfirmBankFilePaidRequest.SerializeToString,
                 response_deserializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.ConfirmBankFilePaidResponse.FromString,
                 _registered_method=True)
+        self.LinkPayeeAccount = channel.unary_unary(
+                '/seisan.payouts.v1.ReimbursementPayout/LinkPayeeAccount',
+                request_serializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.LinkPayeeAccountRequest.SerializeToString,
+                response_deserializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.LinkPayeeAccountResponse.FromString,
+                _registered_method=True)
+        self.GetPayeeAccount = channel.unary_unary(
+                '/seisan.payouts.v1.ReimbursementPayout/GetPayeeAccount',
+                request_serializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.GetPayeeAccountRequest.SerializeToString,
+                response_deserializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.GetPayeeAccountResponse.FromString,
+                _registered_method=True)
 
 
 class ReimbursementPayoutServicer:
@@ -183,6 +193,20 @@ class ReimbursementPayoutServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LinkPayeeAccount(self, request, context):
+        """Where an employee is paid: their Stripe connected account and/or bank account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayeeAccount(self, request, context):
+        """Staff see only their own; treasury and admin anyone's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReimbursementPayoutServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -245,6 +269,16 @@ def add_ReimbursementPayoutServicer_to_server(servicer, server):
                     servicer.ConfirmBankFilePaid,
                     request_deserializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.ConfirmBankFilePaidRequest.FromString,
                     response_serializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.ConfirmBankFilePaidResponse.SerializeToString,
+            ),
+            'LinkPayeeAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkPayeeAccount,
+                    request_deserializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.LinkPayeeAccountRequest.FromString,
+                    response_serializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.LinkPayeeAccountResponse.SerializeToString,
+            ),
+            'GetPayeeAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayeeAccount,
+                    request_deserializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.GetPayeeAccountRequest.FromString,
+                    response_serializer=seisan_dot_payouts_dot_v1_dot_payouts__pb2.GetPayeeAccountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -572,6 +606,60 @@ class ReimbursementPayout:
             '/seisan.payouts.v1.ReimbursementPayout/ConfirmBankFilePaid',
             seisan_dot_payouts_dot_v1_dot_payouts__pb2.ConfirmBankFilePaidRequest.SerializeToString,
             seisan_dot_payouts_dot_v1_dot_payouts__pb2.ConfirmBankFilePaidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkPayeeAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seisan.payouts.v1.ReimbursementPayout/LinkPayeeAccount',
+            seisan_dot_payouts_dot_v1_dot_payouts__pb2.LinkPayeeAccountRequest.SerializeToString,
+            seisan_dot_payouts_dot_v1_dot_payouts__pb2.LinkPayeeAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayeeAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/seisan.payouts.v1.ReimbursementPayout/GetPayeeAccount',
+            seisan_dot_payouts_dot_v1_dot_payouts__pb2.GetPayeeAccountRequest.SerializeToString,
+            seisan_dot_payouts_dot_v1_dot_payouts__pb2.GetPayeeAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

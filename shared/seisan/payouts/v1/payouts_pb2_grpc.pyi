@@ -55,6 +55,10 @@ class ReimbursementPayoutStub:
     """Server-streaming: the bank transfer file of a bank-file run, in chunks."""
     ConfirmBankFilePaid: _grpc.UnaryUnaryMultiCallable[_payouts_pb2.ConfirmBankFilePaidRequest, _payouts_pb2.ConfirmBankFilePaidResponse]
     """Treasury confirms the bank executed the file; the payouts become paid."""
+    LinkPayeeAccount: _grpc.UnaryUnaryMultiCallable[_payouts_pb2.LinkPayeeAccountRequest, _payouts_pb2.LinkPayeeAccountResponse]
+    """Where an employee is paid: their Stripe connected account and/or bank account."""
+    GetPayeeAccount: _grpc.UnaryUnaryMultiCallable[_payouts_pb2.GetPayeeAccountRequest, _payouts_pb2.GetPayeeAccountResponse]
+    """Staff see only their own; treasury and admin anyone's."""
 
 @_typing.type_check_only
 class ReimbursementPayoutAsyncStub(ReimbursementPayoutStub):
@@ -83,6 +87,10 @@ class ReimbursementPayoutAsyncStub(ReimbursementPayoutStub):
     """Server-streaming: the bank transfer file of a bank-file run, in chunks."""
     ConfirmBankFilePaid: _aio.UnaryUnaryMultiCallable[_payouts_pb2.ConfirmBankFilePaidRequest, _payouts_pb2.ConfirmBankFilePaidResponse]  # type: ignore[assignment]
     """Treasury confirms the bank executed the file; the payouts become paid."""
+    LinkPayeeAccount: _aio.UnaryUnaryMultiCallable[_payouts_pb2.LinkPayeeAccountRequest, _payouts_pb2.LinkPayeeAccountResponse]  # type: ignore[assignment]
+    """Where an employee is paid: their Stripe connected account and/or bank account."""
+    GetPayeeAccount: _aio.UnaryUnaryMultiCallable[_payouts_pb2.GetPayeeAccountRequest, _payouts_pb2.GetPayeeAccountResponse]  # type: ignore[assignment]
+    """Staff see only their own; treasury and admin anyone's."""
 
 class ReimbursementPayoutServicer(metaclass=_abc_1.ABCMeta):
     """ReimbursementPayout pays approved out-of-pocket spend to the employee exactly once."""
@@ -180,5 +188,21 @@ class ReimbursementPayoutServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payouts_pb2.ConfirmBankFilePaidResponse, _abc.Awaitable[_payouts_pb2.ConfirmBankFilePaidResponse]]:
         """Treasury confirms the bank executed the file; the payouts become paid."""
+
+    @_abc_1.abstractmethod
+    def LinkPayeeAccount(
+        self,
+        request: _payouts_pb2.LinkPayeeAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payouts_pb2.LinkPayeeAccountResponse, _abc.Awaitable[_payouts_pb2.LinkPayeeAccountResponse]]:
+        """Where an employee is paid: their Stripe connected account and/or bank account."""
+
+    @_abc_1.abstractmethod
+    def GetPayeeAccount(
+        self,
+        request: _payouts_pb2.GetPayeeAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payouts_pb2.GetPayeeAccountResponse, _abc.Awaitable[_payouts_pb2.GetPayeeAccountResponse]]:
+        """Staff see only their own; treasury and admin anyone's."""
 
 def add_ReimbursementPayoutServicer_to_server(servicer: ReimbursementPayoutServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
