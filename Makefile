@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint typecheck pytest proto proto-check buf-lint install lock clean \
-        bench-events bench-intake proto-compat proto-baseline catalogue
+        bench-events bench-intake bench-match proto-compat proto-baseline catalogue
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,9 @@ test: buf-lint proto-compat lint typecheck pytest ## Everything CI runs: buf lin
 
 bench-events: $(STAMP) ## ≥100k events through outbox → JetStream → consumer; prints one summary line
 	$(PY) tools/bench_events.py
+
+bench-match: $(STAMP) ## Matching engine: 1M charges × ~1M receipts; seconds, peak MB, precision/recall, p99
+	$(PY) tools/bench_match.py
 
 bench-intake: $(STAMP) ## 12-MP photos: upload → receipt.extracted p50/p95, 1 vs 2 workers, normalise ms
 	$(PY) tools/bench_intake.py
