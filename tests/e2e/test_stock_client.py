@@ -1,4 +1,4 @@
-"""A stock gRPC client (`buf curl`, from the buf-bin wheel) lists and calls a service via reflection."""
+"""A stock gRPC client (`buf curl`, from the buf-bin wheel) lists and calls via reflection."""
 
 from __future__ import annotations
 
