@@ -30,8 +30,8 @@ class OcrEngine(ABC):
     @abstractmethod
     def read(self, image: Image.Image) -> list[OcrLine]: ...
 
-    def warm_up(self) -> None:
-        """Load models now rather than on the first `read` (optional)."""
+    def warm_up(self) -> None:  # noqa: B027 - optional hook, a no-op unless overridden
+        """Load models now rather than on the first `read`."""
 
-    def close(self) -> None:
-        """Release models and threads (optional)."""
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op unless overridden
+        """Release models and threads."""
