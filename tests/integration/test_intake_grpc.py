@@ -400,3 +400,45 @@ async def test_delete_only_while_not_matched_or_claimed(intake: Intake):
     # a deleted receipt uploaded again comes back under its id
     again = await intake.upload("t-aiko", receipt_jpeg(70))
     assert again.receipt_id == rid and not again.duplicate
+
+
+async def test_matches_and_claims_from_other_services_lock_the_receipt(intake: Intake):
+    from seisan.cards.v1 import cards_pb2
+    from seisan.cards.v1 import events_pb2 as cards_events
+    from seisan.payouts.v1 import events_pb2 as payouts_events
+    from seisan.payouts.v1 import payouts_pb2
+    from seisan_intake.entrypoints import status_consumer
+    from seisan_shared.events import new_event
+
+    stub = intake.stub("t-aiko")
+    rid = (await intake.upload("t-aiko", receipt_jpeg(80))).receipt_id
+
+    async def deliver(event_type: str, payload) -> None:  # type: ignore[no-untyped-def]
+        envelope = new_event(event_type, source="other", aggregate_id="x", payload=payload)
+        async with intake.db.transaction() as session:
+            await status_consumer.handle(envelope, session)
+
+    async def status() -> int:
+        got = await stub.GetReceipt(receipts_pb2.GetReceiptRequest(receipt_id=rid))
+        return got.receipt.status
+
+    match = cards_pb2.Match(match_id="m1", receipt_ids=[rid], charge_ids=["c1"])
+    await deliver("match.confirmed", cards_events.MatchConfirmed(match=match))
+    assert await status() == receipts_pb2.RECEIPT_STATUS_MATCHED
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.DeleteReceipt(receipts_pb2.DeleteReceiptRequest(receipt_id=rid))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # a plain rejection of a proposal does not touch it; an Unmatch releases it
+    match.status = cards_pb2.MATCH_STATUS_REJECTED
+    await deliver("match.rejected", cards_events.MatchRejected(match=match))
+    assert await status() == receipts_pb2.RECEIPT_STATUS_MATCHED
+    match.status = cards_pb2.MATCH_STATUS_UNMATCHED
+    await deliver("match.rejected", cards_events.MatchRejected(match=match))
+    assert await status() == receipts_pb2.RECEIPT_STATUS_PROCESSING  # OCR has not run yet
+
+    claim = payouts_pb2.Claim(claim_id="cl1", lines=[payouts_pb2.ClaimLine(receipt_id=rid)])
+    await deliver("claim.submitted", payouts_events.ClaimSubmitted(claim=claim))
+    assert await status() == receipts_pb2.RECEIPT_STATUS_CLAIMED
+    await deliver("claim.rejected", payouts_events.ClaimRejected(claim=claim))
+    assert await status() == receipts_pb2.RECEIPT_STATUS_PROCESSING
+    await stub.DeleteReceipt(receipts_pb2.DeleteReceiptRequest(receipt_id=rid))

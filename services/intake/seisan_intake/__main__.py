@@ -9,9 +9,11 @@ from contextlib import AsyncExitStack
 
 from seisan.receipts.v1 import receipts_pb2_grpc
 from seisan_intake import bootstrap, config
+from seisan_intake.entrypoints import status_consumer
 from seisan_intake.entrypoints.grpc_servicer import ReceiptIntakeServicer
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
+from seisan_shared.bus.consumer import EventConsumer
 from seisan_shared.bus.outbox import OutboxRelay
 from seisan_shared.faults import Faults
 from seisan_shared.grpc.server import (
@@ -48,6 +50,24 @@ async def serve() -> None:
             await relay.publish_pending()  # flush what the last RPCs committed
 
         stack.push_async_callback(stop_relay)
+
+        status = EventConsumer(
+            bus,
+            db,
+            durable=status_consumer.DURABLE,
+            filter_subjects=status_consumer.FILTER,
+            handler=status_consumer.handle,
+            faults=faults,
+        )
+        status_task = asyncio.create_task(status.run(), name="status-consumer")
+
+        async def stop_status() -> None:
+            status.stop()
+            status_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await status_task
+
+        stack.push_async_callback(stop_status)
 
         ports = bootstrap.build_ports(cfg, db, relay.wake)
         servicer = ReceiptIntakeServicer(ports, max_upload_bytes=cfg.max_upload_bytes)

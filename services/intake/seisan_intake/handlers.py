@@ -14,7 +14,15 @@ from seisan_intake import messages
 from seisan_intake.adapters.blobstore import BlobStore
 from seisan_intake.adapters.images import ImagePipeline
 from seisan_intake.domain.errors import ImageRejected, InvalidCorrection, ReceiptNotFound
-from seisan_intake.domain.model import Actor, PaidWith, Receipt, Status, StoredImage
+from seisan_intake.domain.model import (
+    Actor,
+    PaidWith,
+    Receipt,
+    Status,
+    StoredImage,
+    linked_status,
+    released_status,
+)
 from seisan_intake.domain.ports import DuplicateKey, ReceiptQuery, UnitOfWork
 from seisan_shared import subjects
 from seisan_shared.money import Money, MoneyError, check_currency
@@ -297,21 +305,24 @@ class ExtractionResult:
 async def record_extraction(receipt_id: str, result: ExtractionResult, uow: UnitOfWork) -> bool:
     """Store extracted fields and publish `receipt.extracted` or `receipt.needs_review`.
 
-    Only a receipt still PROCESSING takes a result (a redelivered or late result
-    for a receipt corrected, deleted or already extracted is ignored). Returns
-    whether anything changed. ``uow`` is already inside the consumer's transaction.
+    Only a receipt without fields takes a result: a redelivered or late result
+    for a receipt already extracted or corrected, or deleted, is ignored. A
+    receipt matched or claimed by hand before OCR finished keeps that status.
+    Returns whether anything changed. ``uow`` is already inside the consumer's
+    transaction.
     """
     receipt = await uow.receipts.get(receipt_id)
-    if receipt is None or receipt.status is not Status.PROCESSING:
+    if receipt is None or receipt.status is Status.DELETED or receipt.fields:
         return False
     receipt.fields = result.fields
     receipt.review_reasons = list(result.review_reasons)
     receipt.ocr_text = result.ocr_text
-    receipt.status = Status.NEEDS_REVIEW if result.review_reasons else Status.EXTRACTED
+    if receipt.status is Status.PROCESSING:
+        receipt.status = Status.NEEDS_REVIEW if result.review_reasons else Status.EXTRACTED
     await uow.receipts.update(receipt)
     paid_with = messages.PAID_WITH_TO_PB[receipt.paid_with]
     fields = messages.fields_to_pb(receipt.fields)
-    if receipt.status is Status.EXTRACTED:
+    if not result.review_reasons:
         await uow.emit(
             subjects.RECEIPT_EXTRACTED,
             receipt.receipt_id,
@@ -345,3 +356,31 @@ async def record_extraction(receipt_id: str, result: ExtractionResult, uow: Unit
         reason="; ".join(receipt.review_reasons),
     )
     return True
+
+
+async def link_receipts(
+    receipt_ids: list[str], link: Status, released: bool, uow: UnitOfWork
+) -> list[str]:
+    """Follow another service's decision: matched / claimed, or back when it is undone.
+
+    A receipt that is matched or claimed can no longer be changed or deleted here.
+    Returns the ids whose status changed (unknown or deleted receipts are skipped:
+    the decision stands in the other service; intake only mirrors it).
+    """
+    changed: list[str] = []
+    for receipt_id in receipt_ids:
+        receipt = await uow.receipts.get(receipt_id)
+        if receipt is None:
+            continue
+        if released:
+            new = released_status(
+                receipt.status, link, receipt.review_reasons, extracted=bool(receipt.fields)
+            )
+        else:
+            new = linked_status(receipt.status, link)
+        if new is None or new is receipt.status:
+            continue
+        receipt.status = new
+        await uow.receipts.update(receipt)
+        changed.append(receipt_id)
+    return changed

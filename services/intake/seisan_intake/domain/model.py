@@ -109,3 +109,25 @@ class Receipt:
 
     def with_status(self, status: Status) -> Receipt:
         return replace(self, status=status)
+
+
+# What other services' decisions do to a receipt's status (card match, claim).
+LINKABLE = frozenset({Status.EXTRACTED, Status.NEEDS_REVIEW, Status.PROCESSING})
+
+
+def linked_status(current: Status, link: Status) -> Status | None:
+    """The status after a match or claim takes the receipt, or None if it does not apply."""
+    if current in LINKABLE:
+        return link
+    return None
+
+
+def released_status(
+    current: Status, link: Status, review_reasons: list[str], extracted: bool
+) -> Status | None:
+    """The status after a match is undone or a claim rejected, or None if it does not apply."""
+    if current is not link:
+        return None
+    if not extracted:
+        return Status.PROCESSING  # OCR has not finished yet; its result will set the status
+    return Status.NEEDS_REVIEW if review_reasons else Status.EXTRACTED

@@ -44,8 +44,10 @@ def receipt_fields(extracted: ExtractedReceipt) -> dict[str, Any]:
         else:
             fields[name] = value
     if "transaction_date" in fields and "transaction_time" in raw:
-        fields["transaction_date"] = {**fields["transaction_date"],
-                                      "time": raw["transaction_time"]["value"]}
+        fields["transaction_date"] = {
+            **fields["transaction_date"],
+            "time": raw["transaction_time"]["value"],
+        }
     return fields
 
 
