@@ -69,7 +69,8 @@ async def serve() -> None:
 
         stack.push_async_callback(stop_status)
 
-        ports = bootstrap.build_ports(cfg, db, relay.wake)
+        blobs = await bootstrap.build_blobs(cfg, bus.js)
+        ports = bootstrap.build_ports(cfg, db, relay.wake, blobs)
         servicer = ReceiptIntakeServicer(ports, max_upload_bytes=cfg.max_upload_bytes)
         server = await start_server(
             [

@@ -17,6 +17,9 @@ class IntakeConfig:
     database_url: str = ""
     grpc_address: str = "127.0.0.1:50701"
     blob_dir: Path | None = None
+    # "filesystem" (under var/blobs) or "nats" (JetStream Object Store: the cluster option)
+    blob_store: str = "filesystem"
+    blob_replicas: int = 1
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     working_long_side: int = 2000

@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack
 from importlib.metadata import version
 
 from seisan_intake import bootstrap, config
-from seisan_intake.adapters.blobstore import FilesystemBlobStore
 from seisan_intake.adapters.ocr_ppocr import PpOcrSettings, PpOcrV5Engine
 from seisan_intake.entrypoints.ocr_worker import DURABLE, FILTER, OcrWorker
 from seisan_shared.bus.client import EventBus
@@ -40,7 +39,7 @@ async def work() -> None:
         relay = OutboxRelay(db, bus, faults=faults)
         worker = OcrWorker(
             engine=engine,
-            blobs=FilesystemBlobStore(cfg.resolved_blob_dir),
+            blobs=await bootstrap.build_blobs(cfg, bus.js),
             engine_name=engine_name,
             review_threshold=cfg.review_threshold,
         )
