@@ -7,6 +7,7 @@ malformed Visa VCF sample is refused naming line and field with nothing written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -15,7 +16,7 @@ import pytest
 from seisan.cards.v1 import cards_pb2
 from seisan_cards.adapters.statements import parse_statement
 from seisan_cards.adapters.statements.pan import find_pans
-from seisan_shared import subjects
+from seisan_shared import events, subjects
 from seisan_shared.storage import Database
 from support.cards import CARD_SAMPLES, OFX_SAMPLES, CardsHarness, csv_statement, running_cards
 
@@ -35,6 +36,9 @@ TABLES = ("card_statements", "card_charges", "card_statement_lines", "outbox")
 async def cards(database: Database) -> AsyncIterator[CardsHarness]:
     async with running_cards(database) as harness:
         yield harness
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _close_checks(report: cards_pb2.ReconciliationReport, statement_id: str) -> list:
@@ -68,9 +72,13 @@ async def test_every_sample_format_imports_and_its_statement_closes(
         assert payload.charge.amount.currency == charge.amount.currency
         assert payload.charge.card_last4 == charge.card_last4
         assert payload.charge.status == cards_pb2.CHARGE_STATUS_UNMATCHED
-    # No card number anywhere the service wrote.
+    # No card number anywhere the service wrote. (Random UUIDs are taken out first: a
+    # run of their digit groups passes the Luhn check one time in ten.)
     for envelope in await cards.outbox_events():
-        assert find_pans(str(envelope)) == []
+        written = " ".join(
+            [str(events.unpack_payload(envelope)), envelope.aggregate_id, envelope.actor]
+        )
+        assert find_pans(UUID.sub("<uuid>", written)) == []
 
     checks = _close_checks(
         await cards.report(statement_id=expected.statement_id), reply.statement.statement_id
