@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint typecheck pytest proto proto-check buf-lint install lock clean \
-        bench-events bench-intake bench-match eval-receipts proto-compat proto-baseline catalogue
+        bench-events bench-intake bench-match eval-receipts chaos-payout proto-compat proto-baseline catalogue
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,6 +66,9 @@ eval-receipts: $(STAMP) ## Extraction accuracy: the SROIE dev scans and 30 gener
 	$(VENV)/bin/seisan eval receipts --images $(SHARED_DATA)/sroie-dev/images --labels $(SHARED_DATA)/sroie-dev/labels
 	$(PY) tools/gen_japanese_receipts.py var/eval-ja --count 30 --seed 7
 	$(VENV)/bin/seisan eval receipts --images var/eval-ja/images --labels var/eval-ja/labels
+
+chaos-payout: $(STAMP) ## ≥1,000 payouts through crashes and Stripe faults, checked against Stripe's own records
+	$(PY) tools/chaos_payout.py
 
 bench-intake: $(STAMP) ## 12-MP photos: upload → receipt.extracted p50/p95, 1 vs 2 workers, normalise ms
 	$(PY) tools/bench_intake.py

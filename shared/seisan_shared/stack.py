@@ -30,6 +30,7 @@ STACK: tuple[ProcessSpec, ...] = (
     ProcessSpec("intake", "seisan_intake", 50701),
     ProcessSpec("intake-worker", "seisan_intake.worker"),
     ProcessSpec("cards", "seisan_cards", 50702),
+    ProcessSpec("payouts", "seisan_payouts", 50703),
 )
 
 GRPC_SERVICES = tuple(p for p in STACK if p.grpc_port is not None)

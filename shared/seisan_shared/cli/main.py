@@ -7,11 +7,13 @@ from the ``seisan.cli`` entry point group, so this module names no service.
 from __future__ import annotations
 
 import logging
+import sys
 from importlib.metadata import entry_points
 
 import typer
 
 from seisan_shared.cli import events, health, tokens, up
+from seisan_shared.cli.context import CliError
 
 app = typer.Typer(
     name="seisan",
@@ -43,7 +45,11 @@ def _load_plugins() -> None:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _load_plugins()
-    app(prog_name="seisan")
+    try:
+        app(prog_name="seisan")
+    except CliError as exc:  # raised deep in a command: one red line, a meaningful exit code
+        typer.secho(f"seisan: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,162 @@
+"""`python -m seisan_payouts`: the ReimbursementPayout service.
+
+One process runs: migrations, the outbox relay, the receipt/match consumer, the
+Stripe rail's driver (whose first pass resumes every payout left in flight —
+the recovery loop), the Stripe webhook endpoint and the gRPC server. With no
+Stripe key and no API base configured it also runs the local Stripe-compatible
+server (the embedded demo). SIGTERM drains in reverse order: gRPC calls, then
+webhooks, then the driver's steps in progress, the consumer, the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+
+from seisan.payouts.v1 import payouts_pb2_grpc
+from seisan_payouts import bootstrap, config
+from seisan_payouts.entrypoints import consumers
+from seisan_payouts.entrypoints.grpc_servicer import ReimbursementPayoutServicer
+from seisan_payouts.entrypoints.webhook import PATH, StripeWebhook, WebhookServer
+from seisan_shared import catalogue
+from seisan_shared.auth import TokenStore
+from seisan_shared.bus.client import EventBus
+from seisan_shared.bus.consumer import EventConsumer
+from seisan_shared.bus.outbox import OutboxRelay
+from seisan_shared.faults import Faults
+from seisan_shared.grpc.server import (
+    ServiceRegistration,
+    start_server,
+    wait_for_termination_signal,
+)
+from seisan_shared.storage import Database, run_migrations
+
+log = logging.getLogger("seisan.payouts")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _embedded_stripe(cfg: config.PayoutsConfig, stack: AsyncExitStack) -> str:
+    """The local Stripe-compatible server, for the embedded demo; its API base."""
+    from seisan_shared.stripe_local import LocalStripe
+
+    funding: dict[str, int] = {}
+    for item in cfg.stripe_local_funding:
+        currency, _, amount_text = item.partition(":")
+        funding[currency.lower()] = int(amount_text)
+    server = LocalStripe(
+        port=cfg.stripe_local_port,
+        webhook_url=f"http://{cfg.webhook_host}:{cfg.webhook_port}{PATH}",
+        webhook_secret=cfg.resolved_webhook_secret,
+        country="JP",
+        state_file=cfg.var_dir / "stripe-local.json",
+        payout_delay=2.0,
+    )
+    fresh = not (cfg.var_dir / "stripe-local.json").exists()
+    await server.start()
+    if fresh:
+        for currency, amount in funding.items():
+            server.fund(amount, currency)
+    stack.push_async_callback(server.stop)
+    log.info("local Stripe-compatible server (embedded) on %s", server.api_base)
+    return server.api_base
+
+
+async def serve() -> None:
+    cfg = config.load()
+    bootstrap.configure_logging(cfg.log_level)
+    faults = Faults.from_env()
+    catalogue.import_all()
+    async with AsyncExitStack() as stack:
+        db = await Database(cfg.resolved_database_url).open()
+        stack.push_async_callback(db.close)
+        await run_migrations(db, bootstrap.MIGRATIONS)
+
+        bus = EventBus(cfg.nats_url, name="payouts")
+        await bus.connect()
+        stack.push_async_callback(bus.close)
+        await bus.ensure_streams()
+
+        relay = OutboxRelay(db, bus, faults=faults)
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+
+        async def stop_relay() -> None:
+            await _cancel(relay_task)
+            await relay.publish_pending()  # flush what the last calls committed
+
+        stack.push_async_callback(stop_relay)
+
+        api_base = cfg.stripe_api_base
+        if cfg.stripe_mode == "embedded":
+            api_base = await _embedded_stripe(cfg, stack)
+        gateway = bootstrap.build_gateway(cfg, api_base)
+        ports = bootstrap.build_ports(cfg, db, relay.wake, gateway)
+        rail, bank = bootstrap.build_rails(cfg, ports, gateway, faults)
+
+        consumer = EventConsumer(
+            bus,
+            db,
+            durable=consumers.DURABLE,
+            filter_subjects=consumers.FILTER,
+            handler=consumers.handle,
+            faults=faults,
+        )
+        consumer_task = asyncio.create_task(consumer.run(), name="receipt-consumer")
+
+        async def stop_consumer() -> None:
+            consumer.stop()
+            await _cancel(consumer_task)
+
+        stack.push_async_callback(stop_consumer)
+
+        rail_task = asyncio.create_task(rail.run(), name="stripe-rail")
+
+        async def stop_rail() -> None:
+            await rail.stop(cfg.shutdown_grace_seconds)
+            await _cancel(rail_task)
+
+        stack.push_async_callback(stop_rail)
+
+        webhook = WebhookServer(
+            StripeWebhook(rail.handle_event, cfg.resolved_webhook_secret),
+            cfg.webhook_host,
+            cfg.webhook_port,
+        )
+        await webhook.start()
+        stack.push_async_callback(webhook.stop, cfg.shutdown_grace_seconds)
+
+        server = await start_server(
+            [
+                ServiceRegistration(
+                    full_name="seisan.payouts.v1.ReimbursementPayout",
+                    servicer=ReimbursementPayoutServicer(ports, bank),
+                    add_to_server=payouts_pb2_grpc.add_ReimbursementPayoutServicer_to_server,
+                )
+            ],
+            address=cfg.grpc_address,
+            tokens=TokenStore.load(cfg.tokens_file),
+        )
+        stack.push_async_callback(server.stop, cfg.shutdown_grace_seconds)
+        log.info(
+            "ReimbursementPayout serving on %s; Stripe %s (%s); webhooks on %s",
+            server.address,
+            api_base or "https://api.stripe.com",
+            cfg.stripe_mode,
+            webhook.url,
+        )
+        await wait_for_termination_signal()
+        log.info("stopping: draining RPCs, webhooks, rail steps, consumer, outbox")
+
+
+def main() -> None:
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
