@@ -61,7 +61,7 @@ class ServiceProcess:
         assert self.proc is not None
         return self.proc.wait(timeout)
 
-    def terminate(self, timeout: float = 15.0) -> int | None:
+    def terminate(self, timeout: float = 30.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)

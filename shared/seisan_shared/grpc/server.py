@@ -32,6 +32,7 @@ stop routing while in-flight calls get ``grace`` seconds to finish.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -129,8 +130,13 @@ async def start_server(
     return running
 
 
-async def wait_for_termination_signal() -> None:
-    """Return when the process gets SIGTERM or SIGINT (handlers removed again afterwards)."""
+async def wait_for_termination_signal(watchdog_seconds: float = 10.0) -> None:
+    """Return when the process gets SIGTERM or SIGINT (handlers removed again afterwards).
+
+    A shutdown still running ``watchdog_seconds`` later writes every thread's stack
+    to stderr (faulthandler), so a hung drain says where it hangs before a
+    supervisor's SIGKILL ends it.
+    """
     loop = asyncio.get_running_loop()
     received: asyncio.Future[signal.Signals] = loop.create_future()
 
@@ -147,3 +153,5 @@ async def wait_for_termination_signal() -> None:
         for sig in signals:
             loop.remove_signal_handler(sig)
     _log.info("%s received; shutting down", got.name)
+    if watchdog_seconds > 0:
+        faulthandler.dump_traceback_later(watchdog_seconds, exit=False)
