@@ -39,7 +39,6 @@ from pathlib import Path
 
 import nats
 import stripe
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from seisan_payouts import handlers
 from seisan_payouts.adapters.stripe_gateway import SdkStripeGateway
@@ -52,6 +51,7 @@ from seisan_payouts.domain.ports import PayeeAccount
 from seisan_payouts.testing import StripeAudit, audit_against_stripe
 from seisan_shared import events, subjects
 from seisan_shared.auth import TokenStore
+from seisan_shared.bus.client import stored_messages
 from seisan_shared.bus.natsserver import NatsServer, free_port
 from seisan_shared.money import Money
 from seisan_shared.storage import Database, run_migrations, sqlite_url_for
@@ -178,21 +178,8 @@ async def events_on_the_bus(nats_url: str) -> Counter[str]:
     try:
         js = nc.jetstream()
         for event_type in (subjects.PAYOUT_PAID, subjects.PAYOUT_FAILED):
-            sub = await js.pull_subscribe(
-                subjects.subject_for(event_type),
-                durable=None,
-                stream=subjects.EVENTS_STREAM,
-                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-            )
-            while True:
-                try:
-                    msgs = await sub.fetch(500, timeout=1)
-                except nats.errors.TimeoutError:
-                    break
-                for msg in msgs:
-                    seen[events.decode(msg.data).aggregate_id] += 1
-                    await msg.ack()
-            await sub.unsubscribe()
+            for data in await stored_messages(js, subjects.subject_for(event_type)):
+                seen[events.decode(data).aggregate_id] += 1
     finally:
         await nc.close()
     return seen

@@ -93,3 +93,15 @@ async def test_failing_prepare_is_retried_then_dead_lettered(
         await until(lambda: consumer.processed().dead_lettered == 1, within=20)
     assert handled == [good.event_id]
     assert attempts.count(poison.event_id) == 3
+
+
+async def test_stored_messages_reads_exactly_what_the_stream_holds(bus: EventBus) -> None:
+    from seisan_shared.bus.client import stored_messages
+
+    events = [make_event(CLAIM_SUBMITTED, n) for n in range(7)]
+    for env in events:
+        await bus.publish(env)
+    await bus.publish(make_event(RECEIPT_CAPTURED, 99))  # another subject
+    data = await stored_messages(bus.js, subject_for(CLAIM_SUBMITTED))
+    assert [Envelope.FromString(d).event_id for d in data] == [e.event_id for e in events]
+    assert await stored_messages(bus.js, subject_for("payout.paid")) == []

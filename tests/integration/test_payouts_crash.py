@@ -20,7 +20,6 @@ from pathlib import Path
 import nats
 import pytest
 import stripe
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from seisan_payouts import handlers
 from seisan_payouts.adapters.stripe_gateway import SdkStripeGateway
@@ -31,6 +30,7 @@ from seisan_payouts.domain.payouts import TERMINAL, PayoutStatus, Rail
 from seisan_payouts.testing import approved_claim, audit_against_stripe
 from seisan_shared import events, subjects
 from seisan_shared.auth import TokenStore
+from seisan_shared.bus.client import stored_messages
 from seisan_shared.bus.natsserver import NatsServer
 from seisan_shared.money import Money
 from seisan_shared.storage import Database, run_migrations, sqlite_url_for
@@ -115,27 +115,9 @@ class Stack:
         nc = await nats.connect(self.nats_url)
         try:
             js = nc.jetstream()
-            sub = await js.pull_subscribe(
-                subjects.subject_for(subjects.PAYOUT_PAID),
-                durable=None,
-                stream=subjects.EVENTS_STREAM,
-                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-            )
             seen: Counter[str] = Counter()
-            # Read exactly what the stream holds (a fetch timing out proves nothing on a busy
-            # machine), within a bound.
-            remaining = (await sub.consumer_info()).num_pending
-            deadline = asyncio.get_running_loop().time() + 60
-            while remaining > 0:
-                assert asyncio.get_running_loop().time() < deadline, f"{remaining} not read"
-                try:
-                    msgs = await sub.fetch(min(100, remaining), timeout=5)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    continue
-                for msg in msgs:
-                    seen[events.decode(msg.data).aggregate_id] += 1
-                    await msg.ack()
-                remaining -= len(msgs)
+            for data in await stored_messages(js, subjects.subject_for(subjects.PAYOUT_PAID)):
+                seen[events.decode(data).aggregate_id] += 1
             return seen
         finally:
             await nc.close()

@@ -9,6 +9,7 @@ so JetStream drops a republished duplicate within the 10-minute window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from types import TracebackType
@@ -20,7 +21,14 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import PubAck, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    PubAck,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
 from seisan_shared import subjects
 from seisan_shared.events import Envelope
@@ -314,3 +322,44 @@ class _AckPipeline:
         if self._answered >= self._wake_at and self._waiter is not None:
             if not self._waiter.done():
                 self._waiter.set_result(None)
+
+
+async def stored_messages(
+    js: JetStreamContext,
+    subject: str,
+    *,
+    stream: str = subjects.EVENTS_STREAM,
+    within: float = 60.0,
+) -> list[bytes]:
+    """Every message stored on ``subject`` right now, oldest first (for checks and audits).
+
+    Reads exactly the count the server reports pending for a fresh ephemeral
+    consumer — a fetch that times out proves nothing on a busy machine — and
+    gives up with TimeoutError after ``within`` seconds.
+    """
+    sub = await js.pull_subscribe(
+        subject,
+        durable=None,
+        stream=stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+    )
+    try:
+        remaining = (await sub.consumer_info()).num_pending or 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        found: list[bytes] = []
+        while remaining > 0:
+            if loop.time() > deadline:
+                raise TimeoutError(f"{remaining} stored messages on {subject} not read")
+            try:
+                msgs = await sub.fetch(min(500, remaining), timeout=5)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            for msg in msgs:
+                found.append(msg.data)
+                await msg.ack()
+            remaining -= len(msgs)
+        return found
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
