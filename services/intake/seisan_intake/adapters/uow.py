@@ -2,83 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from types import TracebackType
+from collections.abc import Mapping
 from typing import Any
 
-from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seisan_intake.adapters.repository import SqlReceiptRepository
 from seisan_intake.domain.ports import UnitOfWork
-from seisan_shared import audit, context
-from seisan_shared.bus.outbox import add_event
-from seisan_shared.events import new_event
-from seisan_shared.storage import Database
-
-SOURCE = "intake"
+from seisan_shared.storage.uow import SqlTransaction
 
 
-class SqlUnitOfWork(UnitOfWork):
-    def __init__(self, db: Database, on_commit: Callable[[], None] | None = None) -> None:
-        self.db = db
-        self.on_commit = on_commit
-        self._session: AsyncSession | None = None
-        self._emitted = False
+class SqlUnitOfWork(SqlTransaction, UnitOfWork):
+    source = "intake"
 
-    @classmethod
-    def joining(cls, session: AsyncSession) -> SqlUnitOfWork:
-        """A unit of work inside a transaction someone else owns (an event consumer's)."""
-        uow = cls.__new__(cls)
-        uow.db = None  # type: ignore[assignment]
-        uow.on_commit = None
-        uow._session = session
-        uow._emitted = False
-        uow.receipts = SqlReceiptRepository(session)
-        return uow
-
-    async def __aenter__(self) -> SqlUnitOfWork:
-        self._session = self.db.session()
-        await self._session.begin()
-        self.receipts = SqlReceiptRepository(self._session)
-        self._emitted = False
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._session is not None
-        if self._session.in_transaction():
-            await self._session.rollback()
-        await self._session.close()
-        self._session = None
-
-    @property
-    def session(self) -> AsyncSession:
-        assert self._session is not None, "use `async with uow:`"
-        return self._session
-
-    async def commit(self) -> None:
-        await self.session.commit()
-        if self._emitted and self.on_commit is not None:
-            self.on_commit()  # wake the outbox relay now instead of at its next poll
-
-    async def emit(
-        self, event_type: str, aggregate_id: str, payload: Message, *, actor: str = ""
-    ) -> None:
-        envelope = new_event(
-            event_type,
-            source=SOURCE,
-            aggregate_id=aggregate_id,
-            payload=payload,
-            correlation_id=context.correlation_id(),
-            actor=actor,
-        )
-        await add_event(self.session, envelope)
-        self._emitted = True
+    def _bind(self, session: AsyncSession) -> None:
+        super()._bind(session)
+        self.receipts = SqlReceiptRepository(session)
 
     async def audit(
         self,
@@ -90,9 +29,7 @@ class SqlUnitOfWork(UnitOfWork):
         after: Mapping[str, Any] | None,
         reason: str = "",
     ) -> None:
-        await audit.record_decision(
-            self.session,
-            source=SOURCE,
+        await self.record_decision(
             actor=actor,
             action=action,
             entity_type="receipt",
@@ -100,6 +37,4 @@ class SqlUnitOfWork(UnitOfWork):
             before=before,
             after=after,
             reason=reason,
-            correlation_id=context.correlation_id(),
         )
-        self._emitted = True
