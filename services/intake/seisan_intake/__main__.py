@@ -13,7 +13,7 @@ from seisan_intake.entrypoints import status_consumer
 from seisan_intake.entrypoints.grpc_servicer import ReceiptIntakeServicer
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
-from seisan_shared.bus.consumer import EventConsumer
+from seisan_shared.bus.consumer import EventConsumer, stop_consumer
 from seisan_shared.bus.outbox import OutboxRelay
 from seisan_shared.faults import Faults
 from seisan_shared.grpc.server import (
@@ -61,13 +61,7 @@ async def serve() -> None:
         )
         status_task = asyncio.create_task(status.run(), name="status-consumer")
 
-        async def stop_status() -> None:
-            status.stop()
-            status_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await status_task
-
-        stack.push_async_callback(stop_status)
+        stack.push_async_callback(stop_consumer, status, status_task)
 
         blobs = await bootstrap.build_blobs(cfg, bus.js)
         ports = bootstrap.build_ports(cfg, db, relay.wake, blobs)

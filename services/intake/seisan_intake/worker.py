@@ -12,7 +12,7 @@ from seisan_intake import bootstrap, config
 from seisan_intake.adapters.ocr_ppocr import PpOcrSettings, PpOcrV5Engine
 from seisan_intake.entrypoints.ocr_worker import DURABLE, FILTER, OcrWorker
 from seisan_shared.bus.client import EventBus
-from seisan_shared.bus.consumer import EventConsumer
+from seisan_shared.bus.consumer import EventConsumer, stop_consumer
 from seisan_shared.bus.outbox import OutboxRelay
 from seisan_shared.faults import Faults
 from seisan_shared.grpc.server import wait_for_termination_signal
@@ -67,12 +67,10 @@ async def work() -> None:
         ]
 
         async def stop_tasks() -> None:
-            consumer.stop()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_consumer(consumer, tasks[1])
+            tasks[0].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tasks[0]
             await relay.publish_pending()
 
         stack.push_async_callback(stop_tasks)

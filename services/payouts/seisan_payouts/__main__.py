@@ -23,7 +23,7 @@ from seisan_payouts.entrypoints.webhook import PATH, StripeWebhook, WebhookServe
 from seisan_shared import catalogue
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
-from seisan_shared.bus.consumer import EventConsumer
+from seisan_shared.bus.consumer import EventConsumer, stop_consumer
 from seisan_shared.bus.outbox import OutboxRelay
 from seisan_shared.faults import Faults
 from seisan_shared.grpc.server import (
@@ -109,11 +109,7 @@ async def serve() -> None:
         )
         consumer_task = asyncio.create_task(consumer.run(), name="receipt-consumer")
 
-        async def stop_consumer() -> None:
-            consumer.stop()
-            await _cancel(consumer_task)
-
-        stack.push_async_callback(stop_consumer)
+        stack.push_async_callback(stop_consumer, consumer, consumer_task)
 
         rail_task = asyncio.create_task(rail.run(), name="stripe-rail")
 

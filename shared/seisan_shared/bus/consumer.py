@@ -518,3 +518,20 @@ def _decode(data: bytes) -> Envelope | None:
 def _header_safe(text: str) -> str:
     """NATS headers are one line of printable text."""
     return " ".join(text.split())
+
+
+async def stop_consumer(
+    consumer: EventConsumer, task: asyncio.Task[None], grace: float = 10.0
+) -> None:
+    """Stop ``consumer`` running in ``task``: finish the batch in hand, unsubscribe, return.
+
+    Only past ``grace`` seconds is the task cancelled. Cancelling at once would cut
+    the unsubscribe short and leave a subscription behind that makes the bus's
+    drain wait out its whole timeout when the service closes.
+    """
+    consumer.stop()
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
