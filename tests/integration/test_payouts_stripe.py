@@ -401,7 +401,12 @@ async def test_a_fresh_driver_resumes_after_a_crash(sqlite_rig: Rig, plan: str) 
     with pytest.raises(InjectedFault):
         await rail.drive(payout.payout_id)
     stuck = await rig.payout(payout.payout_id)
-    assert stuck.status in (PayoutStatus.SENDING, PayoutStatus.TRANSFERRED)
+    # Stripe did the work the database never recorded; its webhook may already have
+    # told the service (SENT) before the check — the outcome below is what must hold.
+    allowed = [PayoutStatus.SENDING, PayoutStatus.TRANSFERRED]
+    if plan.startswith("payout.after_stripe"):
+        allowed.append(PayoutStatus.SENT)
+    assert stuck.status in allowed
     rig.start_rail()  # the recovery loop of a restarted process
     (done,) = await rig.settled([payout])
     assert done.status is PayoutStatus.PAID and done.attempt == 1
