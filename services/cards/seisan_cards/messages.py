@@ -25,7 +25,8 @@ from seisan_cards.domain.model import (
     StatementReconciliation,
     Totals,
 )
-from seisan_shared.money import Money
+from seisan_shared.protoconv import date_to_pb
+from seisan_shared.protoconv import money_to_pb as _money
 
 FORMAT_TO_PB = {
     StatementFormat.GENERIC_CSV: cards_pb2.STATEMENT_FORMAT_GENERIC_CSV,
@@ -69,24 +70,8 @@ _SIGNAL_TO_PB = {
 }
 
 
-def date_to_pb(value: date | None) -> common_pb2.Date:
-    if value is None:
-        return common_pb2.Date()
-    return common_pb2.Date(year=value.year, month=value.month, day=value.day)
-
-
-def date_from_pb(value: common_pb2.Date) -> date | None:
-    if not value.year:
-        return None
-    return date(value.year, value.month, value.day)
-
-
 def money_to_pb(minor_units: int, currency: str) -> common_pb2.Money:
     return common_pb2.Money(minor_units=minor_units, currency=currency)
-
-
-def _money(value: Money) -> common_pb2.Money:
-    return money_to_pb(value.minor_units, value.currency)
 
 
 def charge_to_pb(record: ChargeRecord) -> cards_pb2.CardCharge:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from seisan.common.v1 import common_pb2
 from seisan.receipts.v1 import events_pb2, receipts_pb2
 from seisan_intake.domain.model import PaidWith, Receipt, Status
+from seisan_shared.protoconv import date_from_pb, date_to_pb
 
 STATUS_TO_PB = {
     Status.PROCESSING: receipts_pb2.RECEIPT_STATUS_PROCESSING,
@@ -33,16 +33,6 @@ PAYMENT_TO_PB = {
 PAYMENT_FROM_PB = {v: k for k, v in PAYMENT_TO_PB.items()}
 TEXT_FIELDS = ("merchant", "currency", "card_last4", "invoice_number", "address")
 MONEY_FIELDS = ("total", "subtotal", "tax", "tip")
-
-
-def date_to_pb(value: date) -> common_pb2.Date:
-    return common_pb2.Date(year=value.year, month=value.month, day=value.day)
-
-
-def date_from_pb(value: common_pb2.Date) -> date | None:
-    if not value.year:
-        return None
-    return date(value.year, value.month, value.day)
 
 
 def fields_to_pb(fields: dict[str, Any]) -> receipts_pb2.ReceiptFields:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
-from seisan.common.v1 import common_pb2
 from seisan.payouts.v1 import events_pb2, payouts_pb2
 from seisan_payouts.domain.model import Claim, ClaimStatus, PolicyFinding, Rule, Severity
 from seisan_payouts.domain.payouts import BankFileFormat, Payout, PayoutRun, PayoutStatus, Rail
 from seisan_payouts.domain.ports import BankDetails, PayeeAccount
-from seisan_shared.money import Money
+from seisan_shared.protoconv import date_to_pb as date_pb
+from seisan_shared.protoconv import money_to_pb as money_pb
 
 CLAIM_STATUS_TO_PB = {
     ClaimStatus.SUBMITTED: payouts_pb2.CLAIM_STATUS_SUBMITTED,
@@ -61,22 +61,6 @@ FORMAT_TO_PB = {
     BankFileFormat.PAIN_001: payouts_pb2.BANK_FILE_FORMAT_PAIN_001,
 }
 FORMAT_FROM_PB = {v: k for k, v in FORMAT_TO_PB.items()}
-
-
-def money_pb(money: Money) -> common_pb2.Money:
-    return common_pb2.Money(minor_units=money.minor_units, currency=money.currency)
-
-
-def date_pb(value: date | None) -> common_pb2.Date:
-    if value is None:
-        return common_pb2.Date()
-    return common_pb2.Date(year=value.year, month=value.month, day=value.day)
-
-
-def date_from_pb(value: common_pb2.Date) -> date | None:
-    if not value.year:
-        return None
-    return date(value.year, value.month, value.day)
 
 
 def _stamp(target: object, value: datetime | None) -> None:

@@ -18,6 +18,7 @@ from seisan_cards.domain.errors import InvalidRequest, StatementTooLarge
 from seisan_cards.domain.model import Actor
 from seisan_cards.domain.ports import ChargeQuery
 from seisan_shared.context import current_principal
+from seisan_shared.protoconv import date_from_pb
 
 CHUNK = 256 * 1024
 MAX_PAGE = 1000
@@ -49,7 +50,7 @@ def _decode_cursor(token: str) -> tuple[str, str]:
 
 def _date(value: Any, name: str) -> Any:
     try:
-        return messages.date_from_pb(value)
+        return date_from_pb(value)
     except ValueError:
         raise InvalidRequest(f"{name} is not a calendar date") from None
 

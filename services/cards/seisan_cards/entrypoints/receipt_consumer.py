@@ -23,6 +23,7 @@ from seisan_shared import subjects
 from seisan_shared.bus import EventBus, EventConsumer, Handler
 from seisan_shared.events import Envelope
 from seisan_shared.money import Money, MoneyError
+from seisan_shared.protoconv import date_from_pb
 from seisan_shared.storage import Database
 
 log = logging.getLogger("seisan.cards.receipts")
@@ -53,7 +54,7 @@ def ref_from_fields(
     day: date | None = None
     if fields.HasField("transaction_date"):
         try:
-            day = messages.date_from_pb(fields.transaction_date.date)
+            day = date_from_pb(fields.transaction_date.date)
         except ValueError:
             day = None
     last4 = fields.card_last4.value if fields.HasField("card_last4") else ""

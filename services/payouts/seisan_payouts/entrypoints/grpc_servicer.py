@@ -21,6 +21,7 @@ from seisan_payouts.domain.payouts import Rail
 from seisan_payouts.domain.policy import ClaimRequestItem
 from seisan_payouts.domain.ports import BankDetails, ClaimQuery, PayoutQuery
 from seisan_shared.context import current_principal
+from seisan_shared.protoconv import date_from_pb
 
 CHUNK = 256 * 1024
 
@@ -135,7 +136,7 @@ class ReimbursementPayoutServicer(payouts_pb2_grpc.ReimbursementPayoutServicer):
             actor=_actor(),
             rail=rail,
             bank_file_format=fmt,
-            execution_date=messages.date_from_pb(request.execution_date),
+            execution_date=date_from_pb(request.execution_date),
             currency=request.currency,
             request_id=request.request_id,
         )
