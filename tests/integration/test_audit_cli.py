@@ -151,12 +151,12 @@ async def test_show_filters_as_json_lines(audit_db: Database) -> None:
     assert [r["seq"] for r in rows] == [2, 4]
     assert rows[0]["after"] == {"total": 2002, "merchant": "ローソン"}
     missing = await invoke("show", "99", "--database-url", audit_db.url)
-    assert missing.exit_code == 1
+    assert missing.exit_code == 3  # not found
 
 
-async def test_missing_or_unmigrated_database_exits_2(tmp_path: Path) -> None:
+async def test_missing_or_unmigrated_database_exits_6(tmp_path: Path) -> None:
     absent = await invoke("verify", "--database-url", f"sqlite:///{tmp_path / 'nope.db'}")
-    assert absent.exit_code == 2
+    assert absent.exit_code == 6  # unavailable
     assert "no audit database" in absent.output
     assert not (tmp_path / "nope.db").exists()  # verify never creates one
 
@@ -166,5 +166,5 @@ async def test_missing_or_unmigrated_database_exits_2(tmp_path: Path) -> None:
         await session.execute(sa.text("CREATE TABLE unrelated (x INTEGER)"))
     await empty.close()
     unmigrated = await invoke("verify", "--database-url", f"sqlite:///{tmp_path / 'empty.db'}")
-    assert unmigrated.exit_code == 2
+    assert unmigrated.exit_code == 6
     assert "cannot read the audit chain" in unmigrated.output

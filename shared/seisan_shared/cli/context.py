@@ -7,13 +7,44 @@ from dataclasses import dataclass
 
 import typer
 
+from seisan_shared.cli.exitcodes import (
+    EXIT_CONFLICT,
+    EXIT_DENIED,
+    EXIT_FAILURE,
+    EXIT_INVALID,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    exit_code_for,
+)
 from seisan_shared.stack import GRPC_SERVICES, StackFile, var_dir
+
+__all__ = [
+    "EXIT_AUTH",
+    "EXIT_CONFLICT",
+    "EXIT_DENIED",
+    "EXIT_FAILURE",
+    "EXIT_INVALID",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "CliError",
+    "Target",
+    "address_of",
+    "fail",
+    "require_token",
+    "resolve",
+    "rpc_failure",
+]
 
 
 class CliError(Exception):
     """Shown to the user as one line; exit code given."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
@@ -48,39 +79,34 @@ def require_token(token: str | None) -> str:
     resolved = token or os.environ.get("SEISAN_TOKEN")
     if not resolved:
         raise CliError(
-            "no token: pass --token or set SEISAN_TOKEN (README lists the demo tokens)", 2
+            "no token: pass --token or set SEISAN_TOKEN (README lists the demo tokens)",
+            EXIT_DENIED,
         )
     return resolved
 
 
-def fail(message: str, exit_code: int = 1) -> typer.Exit:
+def fail(message: str, exit_code: int = EXIT_FAILURE) -> typer.Exit:
     typer.secho(f"seisan: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(exit_code)
 
 
-# Exit codes every command uses.
-EXIT_OK = 0
-EXIT_REFUSED = 1  # the service said no: invalid input, not found, not allowed, wrong state
-EXIT_USAGE = 2
-EXIT_AUTH = 3  # no or bad token
-EXIT_UNAVAILABLE = 4  # the service could not be reached
-
-_EXIT_BY_CODE = {
-    "UNAUTHENTICATED": EXIT_AUTH,
-    "UNAVAILABLE": EXIT_UNAVAILABLE,
-    "DEADLINE_EXCEEDED": EXIT_UNAVAILABLE,
-}
+# Older names, kept for the service command groups.
+EXIT_REFUSED = EXIT_FAILURE
+EXIT_AUTH = EXIT_DENIED
 
 
 def rpc_failure(exc: Exception, what: str) -> typer.Exit:
-    """Turn a gRPC error into one red line naming the status and the service's message."""
+    """Turn a gRPC error into one red line naming the status and the service's message.
+
+    The exit code comes from :data:`seisan_shared.cli.exitcodes.EXIT_BY_STATUS`.
+    """
     import grpc
 
     if isinstance(exc, grpc.RpcError):
-        code = exc.code().name  # type: ignore[attr-defined]
+        status = exc.code()  # type: ignore[attr-defined]
         details = exc.details()  # type: ignore[attr-defined]
         hint = ""
-        if code == "UNAVAILABLE":
+        if status == grpc.StatusCode.UNAVAILABLE:
             hint = " — is `seisan up` running?"
-        return fail(f"{what}: {code}: {details}{hint}", _EXIT_BY_CODE.get(code, EXIT_REFUSED))
-    return fail(f"{what}: {exc}", EXIT_REFUSED)
+        return fail(f"{what}: {status.name}: {details}{hint}", exit_code_for(status))
+    return fail(f"{what}: {exc}", EXIT_FAILURE)

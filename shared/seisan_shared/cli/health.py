@@ -10,6 +10,7 @@ import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from seisan_shared.cli.context import resolve
+from seisan_shared.cli.exitcodes import EXIT_OK, EXIT_UNAVAILABLE
 
 
 async def check(address: str, deadline_seconds: float = 2.0) -> str:
@@ -37,7 +38,12 @@ def health(
         0.0, help="Keep asking for up to this many seconds until all serve."
     ),
 ) -> None:
-    """Show whether each service answers its gRPC health check (exit 1 unless all SERVING)."""
+    """Show whether each service answers its gRPC health check.
+
+    Exit 6 unless every service is SERVING. Example: seisan health --wait 30
+
+    Who: anyone (no token needed).
+    """
     target = resolve()
 
     async def run() -> dict[str, str]:
@@ -57,4 +63,4 @@ def health(
             colour = typer.colors.GREEN if status == "SERVING" else typer.colors.RED
             typer.echo(f"{name:<10} {target.addresses[name]:<22} ", nl=False)
             typer.secho(status, fg=colour)
-    raise typer.Exit(0 if all(s == "SERVING" for s in results.values()) else 1)
+    raise typer.Exit(EXIT_OK if all(s == "SERVING" for s in results.values()) else EXIT_UNAVAILABLE)

@@ -10,24 +10,33 @@ import logging
 import sys
 from importlib.metadata import entry_points
 
+import grpc
 import typer
 
-from seisan_shared.cli import events, health, tokens, up
+from seisan_shared.cli import demo, events, health, tokens, up
 from seisan_shared.cli.context import CliError
+from seisan_shared.cli.exitcodes import epilog, exit_code_for
 
 app = typer.Typer(
     name="seisan",
     help=(
         "Seisan 精算 — paperless, cashless expense settlement.\n\n"
         "Start here: `seisan up` runs the whole stack on this machine; in another terminal "
-        "`seisan health` and `seisan events tail` show it working."
+        "`seisan health` and `seisan events tail` show it working, and `seisan demo` plays "
+        "the whole story (receipts → statement → reconciliation → claim → payout).\n\n"
+        "Sign in with --token or SEISAN_TOKEN (demo tokens: demo-aiko staff, demo-chika "
+        "approver, demo-daichi treasury, demo-emi admin). Commands that print data take "
+        "--json: money is {amount_minor, currency, formatted}, dates YYYY-MM-DD, enums "
+        "lower-case names."
     ),
+    epilog=epilog(),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
 app.command("up")(up.up)
 app.command("health")(health.health)
+app.command("demo")(demo.demo)
 app.add_typer(events.app, name="events")
 app.add_typer(tokens.app, name="tokens")
 
@@ -50,6 +59,10 @@ def main() -> None:
     except CliError as exc:  # raised deep in a command: one red line, a meaningful exit code
         typer.secho(f"seisan: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(exc.exit_code)
+    except grpc.RpcError as exc:  # a call a command did not wrap: still the table's exit code
+        status = exc.code()  # type: ignore[attr-defined]
+        typer.secho(f"seisan: {status.name}: {exc.details()}", err=True, fg="red")  # type: ignore[attr-defined]
+        sys.exit(exit_code_for(status))
 
 
 if __name__ == "__main__":

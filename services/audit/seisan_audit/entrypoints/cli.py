@@ -25,6 +25,8 @@ from seisan_audit.domain.chain import ChainEntry, ChainReport, DamagedEntry, for
 from seisan_audit.domain.errors import AuditError
 from seisan_audit.domain.ports import RecordQuery
 from seisan_audit.handlers import take_checkpoint, verify
+from seisan_shared.cli.exitcodes import EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE
+from seisan_shared.cli.output import emit_json
 from seisan_shared.storage import Database
 
 app = typer.Typer(
@@ -42,7 +44,7 @@ CHECKPOINTS_HELP = "Checkpoint file (default: SEISAN_AUDIT_CHECKPOINT_PATH, else
 
 
 class _Unavailable(Exception):
-    """The database cannot be read as an audit chain (shown as one line, exit 2)."""
+    """The database cannot be read as an audit chain (shown as one line, exit 6)."""
 
 
 def _storage(database_url: str | None, checkpoints: Path | None) -> StorageConfig:
@@ -54,13 +56,13 @@ def _storage(database_url: str | None, checkpoints: Path | None) -> StorageConfi
     )
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+def _fail(message: str, code: int = EXIT_UNAVAILABLE) -> typer.Exit:
     typer.secho(f"seisan audit: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
 
 
 def _with_reader(config: StorageConfig, work: Callable[[SqlAuditReader], Awaitable[T]]) -> T:
-    """Run ``work`` against the chain; unreadable database → exit 2 with one line."""
+    """Run ``work`` against the chain; unreadable database → exit 6 with one line."""
     url = config.database()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -98,19 +100,38 @@ def verify_command(
         True, "--use-checkpoints/--no-checkpoints", help="Also hold the chain against them."
     ),
     max_problems: int = typer.Option(10, help="Problems to print (the first ones)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object: ok, records, problems."),
 ) -> None:
     """Recompute the whole hash chain; exit 1 naming the first problems if anything was changed.
 
-    Detects edited, deleted, reordered and forged entries and a cut-off tail
-    (against the anchor in the database and the checkpoint file).
+    Detects edited, deleted, reordered and forged entries and a cut-off tail (against the
+    anchor in the database and the checkpoint file). Exit 6 when the audit database cannot
+    be read.
+
+    Example: seisan audit verify --json
+
+    Who: auditors and admins with read access to the audit database (runs locally).
     """
     config = _storage(database_url, checkpoints)
     store = CheckpointFile(config.checkpoints())
     try:
         witnesses = store.read() if use_checkpoints else []
     except AuditError as exc:
-        raise _fail(str(exc), 1) from None
+        raise _fail(str(exc), EXIT_FAILURE) from None
     report = _with_reader(config, lambda reader: verify(reader, witnesses))
+    if as_json:
+        emit_json(
+            {
+                "ok": report.ok,
+                "records": report.records,
+                "last_seq": report.last_seq,
+                "head_hash": report.head_hash,
+                "checkpoints": len(witnesses),
+                "problem_count": report.problem_count,
+                "problems": [str(p) for p in report.problems[:max_problems]],
+            }
+        )
+        raise typer.Exit(0 if report.ok else EXIT_FAILURE)
     if report.ok:
         note = f" (and {len(witnesses)} checkpoint(s))" if witnesses else ""
         typer.echo(f"{_summary(report)} ok{note}")
@@ -171,7 +192,7 @@ def show(
     if seq is not None:
         found = _with_reader(config, lambda reader: reader.get(seq))
         if found is None:
-            raise _fail(f"no entry {seq}", 1)
+            raise _fail(f"no entry {seq}", EXIT_NOT_FOUND)
         entries: list[ChainEntry | DamagedEntry] = [found]
     else:
         query = RecordQuery(

@@ -9,13 +9,13 @@
     seisan reconcile journal --from 2026-11-01 --to 2026-11-30 --format csv
     seisan reconcile files --charges c.csv --receipts r.jsonl --out matches.csv  # offline
 
-Exit codes (every command): 0 done, 1 refused by the service (or a statement that does
-not close), 2 usage, 3 no or bad token, 4 the service is unreachable.
+Exit codes: those of :mod:`seisan_shared.cli.exitcodes` (0 done, 1 failed or a statement
+that does not close, 2 usage, 3 not found, 4 not allowed, 5 invalid input, 6 unavailable,
+7 conflict).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from datetime import date
@@ -24,29 +24,31 @@ from typing import Any
 
 import grpc
 import typer
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from seisan.cards.v1 import cards_pb2, cards_pb2_grpc
 from seisan.common.v1 import common_pb2
 from seisan_shared.cli.context import (
+    EXIT_FAILURE,
+    EXIT_INVALID,
     EXIT_OK,
-    EXIT_REFUSED,
     EXIT_USAGE,
     fail,
     require_token,
     resolve,
     rpc_failure,
 )
+from seisan_shared.cli.output import emit_json, money_text, progress_bar
 from seisan_shared.grpc.client import sync_channel
-from seisan_shared.money import format_major
 
-statements_app = typer.Typer(help="Card statements: import issuer files.", no_args_is_help=True)
+statements_app = typer.Typer(
+    help="Card statements (treasury): import issuer files, list what was imported.",
+    no_args_is_help=True,
+)
 reconcile_app = typer.Typer(no_args_is_help=True)
-console = Console(stderr=True)
 CHUNK = 256 * 1024
 DEFAULT_ADDRESS = "127.0.0.1:50702"
 FORMATS = {
@@ -67,7 +69,7 @@ STATUSES = {
 
 @statements_app.callback()
 def _statements() -> None:
-    """Card statements: import issuer files (then `seisan reconcile report`)."""
+    """Card statements (treasury): import issuer files, list them; then `seisan reconcile`."""
 
 
 @reconcile_app.callback(invoke_without_command=True)
@@ -79,7 +81,10 @@ def _reconcile(
 ) -> None:
     """Reconcile card charges with receipts: report, decide, declare, journal.
 
-    `seisan reconcile --charges C --receipts R --out M` is `seisan reconcile files …`.
+    Treasury reads the report and the engine's suggestions (score and reasons), confirms,
+    rejects or matches by hand, asks for missing receipts and exports the journal. Staff
+    list their charges that need a receipt (`seisan reconcile missing`) and declare a
+    missing one. `seisan reconcile --charges C --receipts R --out M` runs offline.
     """
     offline = (charges, receipts, out)
     if ctx.invoked_subcommand is not None:
@@ -131,13 +136,11 @@ def _show_day(d: common_pb2.Date) -> str:
 
 
 def _money(m: common_pb2.Money) -> str:
-    return f"{format_major(m.minor_units, m.currency)} {m.currency}" if m.currency else "0"
+    return money_text(m.minor_units, m.currency) if m.currency else "0"
 
 
 def _emit_json(value: Any) -> None:
-    if isinstance(value, Message):
-        value = MessageToDict(value, preserving_proto_field_name=True)
-    typer.echo(json.dumps(value, ensure_ascii=False))
+    emit_json(value)
 
 
 # --- statements ---------------------------------------------------------------------------
@@ -164,23 +167,18 @@ def import_(
 ) -> None:
     """Import a statement (generic CSV, OFX/QFX, Visa VCF, Mastercard CDF, Amex GL1025).
 
-    Whole or nothing: a bad file is refused naming its line and field. Importing the same
-    file again, or lines already imported, creates nothing new.
+    Whole or nothing: a bad file is refused naming its line and field (exit 5). Importing
+    the same file again, or lines already imported, creates nothing new. The charges are
+    matched against receipts right away; see `seisan reconcile report`.
+
+    Example: seisan statements import november.csv
+
+    Who: treasury.
     """
     if fmt not in FORMATS:
         raise fail(f"--format must be one of {', '.join(FORMATS)}", EXIT_USAGE)
     channel, stub = _stub(token)
-    with (
-        channel,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=console,
-            disable=as_json,
-        ) as progress,
-    ):
+    with channel, progress_bar(as_json, transfer=True) as progress:
         task = progress.add_task(f"importing {path.name}", total=path.stat().st_size)
         try:
             reply = stub.ImportStatement(
@@ -214,8 +212,15 @@ def report(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Counts and amounts matched / suggested / unmatched / declared, and each statement's
-    close check (total = matched + declared + open). Exit 1 if a statement does not close."""
+    """The reconciliation report: matched / suggested / unmatched / declared, per statement
+    and cardholder, and each statement's close check (total = matched + declared + open).
+
+    Exit 1 if a statement does not close.
+
+    Example: seisan reconcile report --statement STATEMENT_ID --json
+
+    Who: treasury.
+    """
     request = cards_pb2.GetReconciliationReportRequest(
         statement_id=statement or "", cardholder=cardholder or ""
     )
@@ -262,7 +267,7 @@ def report(
                 )
         out.print(people)
     if unbalanced:
-        raise fail(f"{len(unbalanced)} statement(s) do not close", EXIT_REFUSED)
+        raise fail(f"{len(unbalanced)} statement(s) do not close", EXIT_FAILURE)
 
 
 def _list(
@@ -282,7 +287,12 @@ def charges(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Card charges, newest first (staff: your own — `--status unmatched` is what is missing)."""
+    """Card charges, newest first, with their status and match.
+
+    Example: seisan reconcile charges --status unmatched --cardholder aiko
+
+    Who: staff see their own; treasury everyone's.
+    """
     if status and status not in STATUSES:
         raise fail(f"--status must be one of {', '.join(STATUSES)}", EXIT_USAGE)
     request = cards_pb2.ListChargesRequest(
@@ -302,8 +312,13 @@ def charges(
     if as_json:
         _emit_json(reply)
         return
+    _charges_table(reply)
+
+
+def _charges_table(reply: cards_pb2.ListChargesResponse) -> None:
+    scores = {m.match_id: m.score for m in reply.matches}
     table = Table(show_header=True)
-    for col in ("charge", "date", "cardholder", "merchant", "amount", "status", "match"):
+    for col in ("charge", "date", "cardholder", "merchant", "amount", "status", "match", "score"):
         table.add_column(col)
     for c in reply.charges:
         table.add_row(
@@ -314,8 +329,41 @@ def charges(
             _money(c.amount),
             cards_pb2.ChargeStatus.Name(c.status).removeprefix("CHARGE_STATUS_").lower(),
             c.match_id,
+            f"{scores[c.match_id]:.3f}" if c.match_id in scores else "",
         )
     Console().print(table)
+
+
+@reconcile_app.command()
+def missing(
+    cardholder: str = typer.Option(None, help="Treasury: only this cardholder."),
+    limit: int = typer.Option(100, help="At most this many."),
+    token: str = TokenOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Card charges that still need a receipt (unmatched, no declaration), newest first.
+
+    Upload the receipt (`seisan receipts upload`) and it is matched on arrival, or declare
+    that there is none (`seisan reconcile declare CHARGE_ID --reason ...`).
+
+    Example: seisan reconcile missing --token demo-aiko
+
+    Who: staff see their own; treasury everyone's.
+    """
+    reply = _list(
+        token,
+        cards_pb2.ListChargesRequest(
+            status=cards_pb2.CHARGE_STATUS_UNMATCHED, cardholder=cardholder or "", page_size=limit
+        ),
+    )
+    if as_json:
+        _emit_json(reply)
+        return
+    if not reply.charges:
+        typer.echo("no charge is missing its receipt")
+        return
+    _charges_table(reply)
+    typer.echo("next: seisan receipts upload PHOTO | seisan reconcile declare CHARGE_ID --reason …")
 
 
 @reconcile_app.command()
@@ -325,7 +373,12 @@ def suggestions(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Proposed matches waiting for a person, with the engine's reasons in words."""
+    """Proposed matches waiting for a person: score and the engine's reasons in words.
+
+    Example: seisan reconcile suggestions --json
+
+    Who: treasury.
+    """
     reply = _list(
         token,
         cards_pb2.ListChargesRequest(
@@ -338,7 +391,12 @@ def suggestions(
         key=lambda m: (-m.score, m.match_id),
     )
     if as_json:
-        _emit_json([MessageToDict(m, preserving_proto_field_name=True) for m in proposals])
+        _emit_json(
+            [
+                {"match": m, "charges": [by_id[c] for c in m.charge_ids if c in by_id]}
+                for m in proposals
+            ]
+        )
         return
     if not proposals:
         typer.echo("no suggestions waiting")
@@ -374,7 +432,12 @@ def _show_match(m: cards_pb2.Match, as_json: bool) -> None:
 
 @reconcile_app.command()
 def confirm(match_id: str, token: str = TokenOpt, as_json: bool = JsonOpt) -> None:
-    """Confirm a suggested match."""
+    """Confirm a suggested match (audited).
+
+    Example: seisan reconcile confirm MATCH_ID
+
+    Who: treasury. Exit 3 for no such match, 7 when it is no longer a suggestion.
+    """
     reply = _call(
         token, "confirm", "ConfirmMatch", cards_pb2.ConfirmMatchRequest(match_id=match_id)
     )
@@ -388,7 +451,12 @@ def reject(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Reject a suggested match; the pair is never proposed again."""
+    """Reject a suggested match; the pair is never proposed again (audited).
+
+    Example: seisan reconcile reject MATCH_ID --reason "different lunch"
+
+    Who: treasury.
+    """
     reply = _call(
         token,
         "reject",
@@ -405,7 +473,12 @@ def unmatch(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Undo a confirmed match (audited); the pair is never proposed again."""
+    """Undo a confirmed match (audited); the pair is never proposed again.
+
+    Example: seisan reconcile unmatch MATCH_ID --reason "wrong receipt"
+
+    Who: treasury.
+    """
     reply = _call(
         token, "unmatch", "Unmatch", cards_pb2.UnmatchRequest(match_id=match_id, reason=reason)
     )
@@ -420,7 +493,12 @@ def manual(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Match receipts and charges by hand (splits when the amounts sum)."""
+    """Match receipts and charges by hand (splits when the amounts sum).
+
+    Example: seisan reconcile manual --charge CHARGE_ID --receipt RECEIPT_ID --reason "..."
+
+    Who: treasury. Exit 5 when the amounts do not add up.
+    """
     reply = _call(
         token,
         "manual match",
@@ -439,7 +517,14 @@ def request_missing(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Ask every cardholder with unmatched charges for their receipts (one request each)."""
+    """Ask every cardholder with unmatched charges for their receipts (one request each).
+
+    Each request is a receipt.requested event for the cardholder's inbox.
+
+    Example: seisan reconcile request-missing --due 2026-12-10 --message "month-end close"
+
+    Who: treasury.
+    """
     request = cards_pb2.RequestMissingReceiptsRequest(
         statement_id=statement or "", cardholder=cardholder or "", message=message
     )
@@ -465,12 +550,17 @@ def declare(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Declare, as the cardholder, that a charge of yours has no receipt (signed as you)."""
+    """Declare, as the cardholder, that a charge of yours has no receipt (signed as you).
+
+    Example: seisan reconcile declare CHARGE_ID --reason "client dinner" --yes
+
+    Who: the cardholder (staff). Exit 7 when the charge is already matched or declared.
+    """
     if not yes and not typer.confirm(
         "You declare that this charge has no receipt, was a business expense for the purpose "
         "given, and has not been claimed otherwise. Sign?"
     ):
-        raise typer.Exit(EXIT_REFUSED)
+        raise typer.Exit(EXIT_FAILURE)
     reply = _call(
         token,
         "declare",
@@ -497,7 +587,12 @@ def journal(
     out: Path = typer.Option(None, "--out", "-o", help="File to write (default: stdout)."),
     token: str = TokenOpt,
 ) -> None:
-    """Balanced journal lines for the accounting system (same data, same bytes)."""
+    """Export balanced journal lines for the accounting system (same data, same bytes).
+
+    Example: seisan reconcile journal --from 2026-11-01 --to 2026-11-30 --format csv -o nov.csv
+
+    Who: treasury.
+    """
     formats = {"csv": cards_pb2.JOURNAL_FORMAT_CSV, "json": cards_pb2.JOURNAL_FORMAT_JSON}
     if fmt not in formats:
         raise fail("--format must be csv or json", EXIT_USAGE)
@@ -530,7 +625,12 @@ def files(
     out: Path = typer.Option(..., "--out", help="matches.csv to write."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Offline: run the matching engine on files (no service needed)."""
+    """Offline: run the matching engine on files (no service needed).
+
+    Example: seisan reconcile files --charges c.csv --receipts r.jsonl --out matches.csv
+
+    Who: anyone (local files only).
+    """
     _run_offline(charges, receipts, out, as_json=as_json)
 
 
@@ -543,7 +643,7 @@ def _run_offline(charges: Path, receipts: Path, out: Path, *, as_json: bool) -> 
     try:
         summary = reconcile_files(charges, receipts, out)
     except ReconcileInputError as exc:
-        raise fail(str(exc), EXIT_REFUSED) from None
+        raise fail(str(exc), EXIT_INVALID) from None
     if as_json:
         _emit_json(summary.__dict__)
     else:

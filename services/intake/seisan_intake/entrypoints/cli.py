@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -11,27 +10,31 @@ from typing import Any
 
 import grpc
 import typer
-from google.protobuf.json_format import MessageToDict
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from seisan.receipts.v1 import receipts_pb2, receipts_pb2_grpc
 from seisan_shared.cli.context import (
+    EXIT_FAILURE,
     EXIT_OK,
-    EXIT_REFUSED,
+    EXIT_USAGE,
     address_of,
     fail,
     require_token,
     rpc_failure,
 )
+from seisan_shared.cli.exitcodes import EXIT_DENIED, EXIT_UNAVAILABLE, exit_code_for
+from seisan_shared.cli.output import emit_json, money_text, progress_bar
 from seisan_shared.grpc.client import sync_channel
-from seisan_shared.money import MoneyError, format_major, parse_minor_units
+from seisan_shared.money import MoneyError, parse_minor_units
 
 app = typer.Typer(
-    help="Receipts: upload photos, see what they say, fix fields.", no_args_is_help=True
+    help=(
+        "Receipts (staff): upload photos or whole folders, see what OCR read, fix a field, "
+        "download the image, delete. Approvers, treasury and admins may read everyone's."
+    ),
+    no_args_is_help=True,
 )
-console = Console(stderr=True)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
 CHUNK = 256 * 1024
 STATUS_NAMES = {
@@ -58,7 +61,7 @@ def _files(paths: list[Path]) -> list[Path]:
         elif path.exists():
             found.append(path)
         else:
-            raise fail(f"{path}: no such file or folder", 2)
+            raise fail(f"{path}: no such file or folder", EXIT_USAGE)
     return found
 
 
@@ -88,29 +91,26 @@ def upload(
 ) -> None:
     """Upload receipt photos (JPEG, PNG, WebP, HEIC); folders are walked, with a progress bar.
 
-    Exit 0 when every file was accepted, 1 when any was refused (each refusal is listed).
+    Exit 0 when every file was accepted, 1 when any was refused (each refusal is listed);
+    an upload of bytes already uploaded returns the first receipt (duplicate: true).
+
+    Example: seisan receipts upload ~/receipts/ --company-card
+
+    Who: staff (any signed-in person; the receipts are yours).
     """
     paid_with = receipts_pb2.PAID_WITH_UNSPECIFIED
     if personal and company_card:
-        raise fail("choose one of --personal and --company-card", 2)
+        raise fail("choose one of --personal and --company-card", EXIT_USAGE)
     if personal:
         paid_with = receipts_pb2.PAID_WITH_PERSONAL
     elif company_card:
         paid_with = receipts_pb2.PAID_WITH_COMPANY_CARD
     files = _files(paths)
+    if not files:
+        raise fail("no images found (JPEG, PNG, WebP, HEIC)", EXIT_USAGE)
     results: list[dict[str, object]] = []
     channel, stub = _stub(token)
-    with (
-        channel,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=len(files) < 2 or as_json,
-        ) as progress,
-    ):
+    with channel, progress_bar(as_json or len(files) < 2) as progress:
         task = progress.add_task("uploading", total=len(files))
         for path in files:
             try:
@@ -120,30 +120,43 @@ def upload(
                         "file": str(path),
                         "receipt_id": reply.receipt_id,
                         "duplicate": reply.duplicate,
+                        "error": None,
                     }
                 )
             except grpc.RpcError as exc:
-                if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED):
+                code = exc.code()
+                if exit_code_for(code) in (
+                    EXIT_DENIED,
+                    EXIT_UNAVAILABLE,
+                ):  # the rest would fail too
                     raise rpc_failure(exc, "upload") from None
-                results.append({"file": str(path), "error": f"{exc.code().name}: {exc.details()}"})
+                results.append(
+                    {
+                        "file": str(path),
+                        "receipt_id": None,
+                        "duplicate": False,
+                        "error": {"code": code.name, "message": exc.details()},
+                    }
+                )
             progress.advance(task)
-    failed = [r for r in results if "error" in r]
+    failed = [r for r in results if r["error"]]
     if as_json:
-        typer.echo(json.dumps(results, ensure_ascii=False))
+        emit_json(results)
     else:
         for r in results:
-            if "error" in r:
-                typer.secho(f"refused  {r['file']}: {r['error']}", fg="red")
+            if r["error"]:
+                error: Any = r["error"]
+                typer.secho(f"refused  {r['file']}: {error['code']}: {error['message']}", fg="red")
             else:
                 dup = "  (already uploaded)" if r["duplicate"] else ""
                 typer.echo(f"{r['receipt_id']}  {r['file']}{dup}")
-    raise typer.Exit(EXIT_REFUSED if failed else EXIT_OK)
+        if not failed:
+            typer.echo("next: seisan receipts show RECEIPT_ID --wait 10", err=True)
+    raise typer.Exit(EXIT_FAILURE if failed else EXIT_OK)
 
 
 def _money_text(field: receipts_pb2.ExtractedMoney) -> str:
-    return (
-        f"{format_major(field.amount.minor_units, field.amount.currency)} {field.amount.currency}"
-    )
+    return money_text(field.amount.minor_units, field.amount.currency)
 
 
 def _fields_table(receipt: receipts_pb2.Receipt) -> Table:
@@ -183,7 +196,12 @@ def show(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Show one receipt and the fields read from it."""
+    """Show one receipt: status, the fields read from it with confidences, review reasons.
+
+    Example: seisan receipts show RECEIPT_ID --wait 10 --json
+
+    Who: the submitter; approvers, treasury and admins. Exit 3 if there is no such receipt.
+    """
     channel, stub = _stub(token)
     deadline = time.monotonic() + wait
     with channel:
@@ -200,9 +218,7 @@ def show(
                 break
             time.sleep(0.3)
     if as_json:
-        typer.echo(
-            json.dumps(MessageToDict(receipt, preserving_proto_field_name=True), ensure_ascii=False)
-        )
+        emit_json(receipt)
     else:
         Console().print(_fields_table(receipt))
 
@@ -213,7 +229,7 @@ def _parse_day(text: str | None, name: str) -> receipts_pb2.common__pb2.Date | N
     try:
         d = date.fromisoformat(text)
     except ValueError:
-        raise fail(f"{name}: expected YYYY-MM-DD, got {text!r}", 2) from None
+        raise fail(f"{name}: expected YYYY-MM-DD, got {text!r}", EXIT_USAGE) from None
     from seisan.common.v1 import common_pb2
 
     return common_pb2.Date(year=d.year, month=d.month, day=d.day)
@@ -233,25 +249,33 @@ def list_(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """List receipts, newest first; search by date, amount and merchant (staff: own only)."""
+    """List receipts, newest first; search by status, date, amount and merchant.
+
+    Example: seisan receipts list --merchant coffee --from 2026-11-01 --currency JPY --min 500
+
+    Who: staff see their own; approvers, treasury and admins everyone's (--submitter).
+    """
     request = receipts_pb2.ListReceiptsRequest(page_size=limit)
     if status:
         if status not in STATUS_NAMES:
-            raise fail(f"--status must be one of {', '.join(STATUS_NAMES)}", 2)
+            raise fail(f"--status must be one of {', '.join(STATUS_NAMES)}", EXIT_USAGE)
         request.status = STATUS_NAMES[status]
     for name, text, target in (("--from", date_from, "date_from"), ("--to", date_to, "date_to")):
         parsed = _parse_day(text, name)
         if parsed is not None:
             getattr(request, target).CopyFrom(parsed)
     if (amount_min or amount_max) and not currency:
-        raise fail("--min/--max need --currency (amounts are exact minor units of a currency)", 2)
+        raise fail(
+            "--min/--max need --currency (amounts are exact minor units of a currency)",
+            EXIT_USAGE,
+        )
     try:
         if amount_min:
             request.amount_min = parse_minor_units(amount_min, currency.upper())
         if amount_max:
             request.amount_max = parse_minor_units(amount_max, currency.upper())
     except MoneyError as exc:
-        raise fail(str(exc), 2) from None
+        raise fail(str(exc), EXIT_USAGE) from None
     if currency:
         request.currency = currency.upper()
     request.merchant = merchant or ""
@@ -263,12 +287,7 @@ def list_(
         except grpc.RpcError as exc:
             raise rpc_failure(exc, "list") from None
     if as_json:
-        typer.echo(
-            json.dumps(
-                [MessageToDict(r, preserving_proto_field_name=True) for r in reply.receipts],
-                ensure_ascii=False,
-            )
-        )
+        emit_json(list(reply.receipts))
         return
     table = Table(show_header=True)
     for col in ("receipt", "status", "submitter", "date", "merchant", "total"):
@@ -299,8 +318,14 @@ def correct(
     currency: str = typer.Option(None, help="ISO 4217 code for --total (default: the receipt's)."),
     reason: str = typer.Option("", help="Why (kept in the audit trail)."),
     token: str = TokenOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
-    """Fix fields the OCR got wrong (only the submitter; audited: who, when, old → new)."""
+    """Fix fields the OCR got wrong; audited (who, when, old → new).
+
+    Example: seisan receipts correct RECEIPT_ID --total 1,112 --currency JPY --reason "misread"
+
+    Who: the submitter only. Exit 7 once the receipt is matched or claimed.
+    """
     request = receipts_pb2.CorrectReceiptRequest(receipt_id=receipt_id, reason=reason)
     if merchant:
         request.fields.merchant.value = merchant
@@ -318,16 +343,19 @@ def correct(
                     ).receipt
                     code = current.fields.total.amount.currency or current.fields.currency.value
                 if not code:
-                    raise fail("--currency is needed: the receipt has none yet", 2)
+                    raise fail("--currency is needed: the receipt has none yet", EXIT_USAGE)
                 try:
                     request.fields.total.amount.minor_units = parse_minor_units(total, code)
                 except MoneyError as exc:
-                    raise fail(str(exc), 2) from None
+                    raise fail(str(exc), EXIT_USAGE) from None
                 request.fields.total.amount.currency = code
             reply = stub.CorrectReceipt(request, timeout=10)
         except grpc.RpcError as exc:
             raise rpc_failure(exc, "correct") from None
-    Console().print(_fields_table(reply.receipt))
+    if as_json:
+        emit_json(reply.receipt)
+    else:
+        Console().print(_fields_table(reply.receipt))
 
 
 @app.command()
@@ -335,8 +363,14 @@ def delete(
     receipt_id: str,
     reason: str = typer.Option("", help="Why (kept in the audit trail)."),
     token: str = TokenOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
-    """Delete a receipt that is neither matched nor claimed."""
+    """Delete a receipt that is neither matched nor claimed (audited).
+
+    Example: seisan receipts delete RECEIPT_ID --reason "uploaded twice"
+
+    Who: the submitter. Exit 7 when the receipt is matched or claimed.
+    """
     channel, stub = _stub(token)
     with channel:
         try:
@@ -345,7 +379,10 @@ def delete(
             )
         except grpc.RpcError as exc:
             raise rpc_failure(exc, "delete") from None
-    typer.echo(f"deleted {receipt_id}")
+    if as_json:
+        emit_json({"receipt_id": receipt_id, "deleted": True})
+    else:
+        typer.echo(f"deleted {receipt_id}")
 
 
 @app.command()
@@ -354,8 +391,14 @@ def image(
     out: Path = typer.Option(..., "--out", "-o", help="File to write."),
     original: bool = typer.Option(False, help="The bytes as uploaded (evidence) instead."),
     token: str = TokenOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
-    """Save a receipt's image (normalised by default; --original for the evidence bytes)."""
+    """Download a receipt's image (normalised by default; --original for the evidence bytes).
+
+    Example: seisan receipts image RECEIPT_ID -o receipt.jpg
+
+    Who: the submitter; approvers, treasury and admins.
+    """
     variant = (
         receipts_pb2.IMAGE_VARIANT_ORIGINAL if original else (receipts_pb2.IMAGE_VARIANT_NORMALIZED)
     )
@@ -370,7 +413,10 @@ def image(
         except grpc.RpcError as exc:
             raise rpc_failure(exc, "image") from None
     out.write_bytes(data)
-    typer.echo(f"wrote {len(data):,} bytes to {out}")
+    if as_json:
+        emit_json({"receipt_id": receipt_id, "file": str(out), "bytes": len(data)})
+    else:
+        typer.echo(f"wrote {len(data):,} bytes to {out}")
 
 
 eval_app = typer.Typer(help="Measure how well Seisan reads receipts.", no_args_is_help=True)
@@ -386,6 +432,11 @@ def eval_receipts(
 ) -> None:
     """Run the real pipeline (normalise → OCR → extract) over labelled images; per-field accuracy.
 
+    Example: seisan eval receipts --images ../shared/data/sroie-dev/images
+    --labels ../shared/data/sroie-dev/labels
+
+    Who: developers (runs locally; no service or token needed).
+
     Dates compare as calendar dates, totals as amounts, company after folding case and
     white space. The last line reads
     `receipts: n=<N> total=<acc> date=<acc> company=<acc> seconds_per_receipt=<s>`.
@@ -395,7 +446,7 @@ def eval_receipts(
     from seisan_intake.entrypoints.eval import evaluate, print_report
 
     if not images.is_dir() or not labels.is_dir():
-        raise fail(f"--images and --labels must be folders ({images}, {labels})", 2)
+        raise fail(f"--images and --labels must be folders ({images}, {labels})", EXIT_USAGE)
     pipeline = ImagePipeline()
 
     def normalised(path: Path):  # type: ignore[no-untyped-def]

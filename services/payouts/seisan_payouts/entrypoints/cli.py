@@ -2,14 +2,14 @@
 
 Two command groups from one module (entry points ``claims`` and ``payouts``).
 Every command takes ``--token`` (default ``SEISAN_TOKEN``) and ``--json``; exit
-codes are those of :mod:`seisan_shared.cli.context` (0 ok, 1 refused, 2 usage,
-3 auth, 4 unavailable).
+codes are those of :mod:`seisan_shared.cli.exitcodes` (0 ok, 1 failed, 2 usage,
+3 not found, 4 not allowed, 5 invalid input, 6 unavailable, 7 conflict).
 """
 
 from __future__ import annotations
 
-import json
 import os
+import time
 from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import grpc
 import typer
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +24,7 @@ from rich.table import Table
 from seisan.common.v1 import common_pb2
 from seisan.payouts.v1 import payouts_pb2, payouts_pb2_grpc
 from seisan_shared.cli.context import (
+    EXIT_FAILURE,
     EXIT_USAGE,
     CliError,
     fail,
@@ -32,11 +32,14 @@ from seisan_shared.cli.context import (
     resolve,
     rpc_failure,
 )
+from seisan_shared.cli.output import emit_json, money_text, progress_bar
 from seisan_shared.grpc.client import sync_channel
-from seisan_shared.money import format_major
 
 claims_app = typer.Typer(
-    help="Claims: ask for personal spend back (staff); approve or reject (approvers).",
+    help=(
+        "Claims: staff claim personal spend back and follow it; approvers work the queue "
+        "(policy findings shown) and approve or reject with a reason."
+    ),
     no_args_is_help=True,
 )
 payouts_app = typer.Typer(
@@ -96,16 +99,12 @@ def _call(
             raise rpc_failure(exc, what) from None
 
 
-def _json(message: Message | Iterable[Message]) -> None:
-    if isinstance(message, Message):
-        data: Any = MessageToDict(message, preserving_proto_field_name=True)
-    else:
-        data = [MessageToDict(m, preserving_proto_field_name=True) for m in message]
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+def _json(value: Any) -> None:
+    emit_json(value if isinstance(value, Message | dict) else list(value))
 
 
 def _money(m: common_pb2.Money) -> str:
-    return f"{format_major(m.minor_units, m.currency)} {m.currency}" if m.currency else "-"
+    return money_text(m.minor_units, m.currency)
 
 
 def _name(enum: Any, value: int, prefix: str) -> str:
@@ -162,7 +161,15 @@ def claims_submit(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Claim receipts back. Policy findings are shown; blocking ones refuse the claim."""
+    """Claim personally paid receipts back. Policy findings are shown; blocking ones refuse.
+
+    The receipts must be yours, extracted, paid personally and not matched to a card
+    charge (exit 7 otherwise). Follow it with `seisan claims follow CLAIM_ID`.
+
+    Example: seisan claims submit RECEIPT_ID --category supplies --description "toner"
+
+    Who: staff (the claimant).
+    """
     request = payouts_pb2.SubmitClaimRequest(
         items=[payouts_pb2.ClaimItem(receipt_id=r, category=category) for r in receipt_ids],
         description=description,
@@ -182,7 +189,12 @@ def claims_list(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Claims, newest first (staff see only their own)."""
+    """Claims, newest first, with their status and policy findings.
+
+    Example: seisan claims list --status approved
+
+    Who: staff see their own; approvers and treasury everyone's (--claimant).
+    """
     request = payouts_pb2.ListClaimsRequest(
         status=_choice(status, CLAIM_STATUSES, "--status"),  # type: ignore[arg-type]
         claimant=claimant,
@@ -211,7 +223,12 @@ def claims_list(
 
 @claims_app.command("show")
 def claims_show(claim_id: str, token: str = TokenOpt, as_json: bool = JsonOpt) -> None:
-    """One claim with its lines and policy findings."""
+    """One claim: lines, policy findings, decision, payout.
+
+    Example: seisan claims show CLAIM_ID --json
+
+    Who: the claimant; approvers and treasury. Exit 3 if there is no such claim.
+    """
     request = payouts_pb2.GetClaimRequest(claim_id=claim_id)
     claim = _call(token, "show", lambda s: s.GetClaim(request, timeout=30)).claim
     if as_json:
@@ -227,7 +244,12 @@ def claims_approve(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Approve a claim (approvers; never your own)."""
+    """Approve a submitted claim (audited).
+
+    Example: seisan claims approve CLAIM_ID --note "ok" --token demo-chika
+
+    Who: approvers, never for their own claim (exit 4). Exit 7 when already decided.
+    """
     request = payouts_pb2.ApproveClaimRequest(claim_id=claim_id, note=note)
     claim = _call(token, "approve", lambda s: s.ApproveClaim(request, timeout=30)).claim
     if as_json:
@@ -243,13 +265,76 @@ def claims_reject(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Reject a claim with a reason (approvers; never your own)."""
+    """Reject a submitted claim with a reason the claimant sees (audited).
+
+    Example: seisan claims reject CLAIM_ID --reason "personal purchase" --token demo-chika
+
+    Who: approvers, never for their own claim. Exit 7 when already decided.
+    """
     request = payouts_pb2.RejectClaimRequest(claim_id=claim_id, reason=reason)
     claim = _call(token, "reject", lambda s: s.RejectClaim(request, timeout=30)).claim
     if as_json:
         _json(claim)
     else:
         typer.echo(f"{claim.claim_id} rejected: {claim.rejection_reason}")
+
+
+CLAIM_FINAL = {
+    payouts_pb2.CLAIM_STATUS_PAID,
+    payouts_pb2.CLAIM_STATUS_REJECTED,
+}
+
+
+@claims_app.command("queue")
+def claims_queue(
+    limit: int = typer.Option(50, help="At most this many."),
+    token: str = TokenOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """The approver's queue: submitted claims waiting for a decision, with their findings.
+
+    Example: seisan claims queue --token demo-chika
+
+    Who: approvers (and treasury).
+    """
+    claims_list(status="submitted", claimant="", limit=limit, token=token, as_json=as_json)
+
+
+@claims_app.command("follow")
+def claims_follow(
+    claim_id: str,
+    timeout: float = typer.Option(300.0, help="Give up after this many seconds (exit 1)."),
+    interval: float = typer.Option(1.0, help="Seconds between looks."),
+    token: str = TokenOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Follow a claim until it is paid or rejected, printing each change of status.
+
+    Example: seisan claims follow CLAIM_ID
+
+    Who: the claimant; approvers and treasury.
+    """
+    request = payouts_pb2.GetClaimRequest(claim_id=claim_id)
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while True:
+        claim = _call(token, "follow", lambda s: s.GetClaim(request, timeout=30)).claim
+        status = _claim_status(claim)
+        if status != seen and not as_json:
+            note = f" ({claim.payout_id})" if claim.payout_id else ""
+            if claim.rejection_reason:
+                note = f": {claim.rejection_reason}"
+            typer.echo(f"{time.strftime('%H:%M:%S')}  {claim.claim_id}  {status}{note}")
+        seen = status
+        if claim.status in CLAIM_FINAL:
+            break
+        if time.monotonic() >= deadline:
+            if as_json:
+                _json(claim)
+            raise fail(f"{claim_id} still {status} after {timeout:.0f}s", EXIT_FAILURE)
+        time.sleep(interval)
+    if as_json:
+        _json(claim)
 
 
 # -- payouts ----------------------------------------------------------------------------------
@@ -307,10 +392,22 @@ def payouts_run(
     currency: str = typer.Option("", help="Only claims in this currency."),
     execution_date: str = typer.Option("", help="Bank file: execution date (YYYY-MM-DD)."),
     request_id: str = typer.Option("", help="Repeat-safe: the same id returns the same run."),
+    wait: float = typer.Option(
+        0.0, help="Stripe: wait up to this many seconds for every payout to be paid or fail."
+    ),
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Pay approved, unpaid claims: one payout per employee and currency."""
+    """Create a payout run: approved, unpaid claims, one payout per employee and currency.
+
+    On the Stripe rail money moves at once (transfer, then payout to the bank); --wait
+    follows the run with a progress bar until each payout is paid or failed (exit 1 if any
+    failed or is still open). On the bank-file rail, download the file next.
+
+    Example: seisan payouts run --wait 60 | seisan payouts run --rail bank-file --format zengin
+
+    Who: treasury.
+    """
     request = payouts_pb2.CreatePayoutRunRequest(
         rail=_choice(rail, RAILS, "--rail"),  # type: ignore[arg-type]
         bank_file_format=_choice(fmt, FORMATS, "--format"),  # type: ignore[arg-type]
@@ -328,6 +425,18 @@ def payouts_run(
             common_pb2.Date(year=day.year, month=day.month, day=day.day)
         )
     run = _call(token, "run", lambda s: s.CreatePayoutRun(request, timeout=60)).run
+    if wait > 0 and run.payouts and run.rail == payouts_pb2.PAYOUT_RAIL_STRIPE:
+        final = _wait_for_run(token, run, wait, as_json)
+        del run.payouts[:]
+        run.payouts.extend(final)
+        open_or_failed = [p for p in final if p.status != payouts_pb2.PAYOUT_STATUS_PAID]
+        if as_json:
+            _json(run)
+        else:
+            _console().print(_payout_table(run.payouts))
+        if open_or_failed:
+            raise fail(f"{len(open_or_failed)} payout(s) not paid", EXIT_FAILURE)
+        return
     if as_json:
         _json(run)
         return
@@ -339,6 +448,32 @@ def payouts_run(
         typer.echo(f"next: seisan payouts bank-file {run.run_id} --out FILE")
 
 
+PAYOUT_FINAL = {
+    payouts_pb2.PAYOUT_STATUS_PAID,
+    payouts_pb2.PAYOUT_STATUS_FAILED,
+    payouts_pb2.PAYOUT_STATUS_CANCELLED,
+}
+
+
+def _wait_for_run(
+    token: str | None, run: payouts_pb2.PayoutRun, wait: float, as_json: bool
+) -> list[payouts_pb2.Payout]:
+    """Poll the run's payouts until each is final or ``wait`` seconds passed."""
+    request = payouts_pb2.ListPayoutsRequest(run_id=run.run_id, page_size=1000)
+    deadline = time.monotonic() + wait
+    with progress_bar(as_json) as progress:
+        task = progress.add_task(f"paying run {run.run_id}", total=len(run.payouts))
+        while True:
+            payouts = list(
+                _call(token, "run", lambda s: s.ListPayouts(request, timeout=30)).payouts
+            )
+            done = sum(p.status in PAYOUT_FINAL for p in payouts)
+            progress.update(task, completed=done)
+            if done >= len(payouts) or time.monotonic() >= deadline:
+                return payouts
+            time.sleep(0.5)
+
+
 @payouts_app.command("list")
 def payouts_list(
     status: str = typer.Option(None, help=f"One of {', '.join(PAYOUT_STATUSES)}."),
@@ -348,7 +483,12 @@ def payouts_list(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Payouts, newest first (staff see only their own)."""
+    """Payouts, newest first: created → sent → paid (or failed, with the reason).
+
+    Example: seisan payouts list --status failed
+
+    Who: staff see their own; treasury everyone's.
+    """
     request = payouts_pb2.ListPayoutsRequest(
         status=_choice(status, PAYOUT_STATUSES, "--status"),  # type: ignore[arg-type]
         employee=employee,
@@ -364,7 +504,12 @@ def payouts_list(
 
 @payouts_app.command("show")
 def payouts_show(payout_id: str, token: str = TokenOpt, as_json: bool = JsonOpt) -> None:
-    """One payout: status, attempts, Stripe references, why it failed."""
+    """One payout: status, attempts, Stripe references, why it failed.
+
+    Example: seisan payouts show PAYOUT_ID --json
+
+    Who: the employee paid; treasury. Exit 3 if there is no such payout.
+    """
     request = payouts_pb2.GetPayoutRequest(payout_id=payout_id)
     payout = _call(token, "show", lambda s: s.GetPayout(request, timeout=30)).payout
     if as_json:
@@ -375,7 +520,12 @@ def payouts_show(payout_id: str, token: str = TokenOpt, as_json: bool = JsonOpt)
 
 @payouts_app.command("retry")
 def payouts_retry(payout_id: str, token: str = TokenOpt, as_json: bool = JsonOpt) -> None:
-    """Send a failed payout again (a new attempt)."""
+    """Send a failed payout again (a new attempt; never pays twice).
+
+    Example: seisan payouts retry PAYOUT_ID
+
+    Who: treasury. Exit 7 unless the payout failed.
+    """
     request = payouts_pb2.RetryPayoutRequest(payout_id=payout_id)
     payout = _call(token, "retry", lambda s: s.RetryPayout(request, timeout=30)).payout
     if as_json:
@@ -391,7 +541,12 @@ def payouts_cancel(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Cancel a payout before any money moved; its claims return to approved."""
+    """Cancel a payout before any money moved; its claims return to approved.
+
+    Example: seisan payouts cancel PAYOUT_ID --reason "wrong account"
+
+    Who: treasury. Exit 7 once money has moved.
+    """
     request = payouts_pb2.CancelPayoutRequest(payout_id=payout_id, reason=reason)
     payout = _call(token, "cancel", lambda s: s.CancelPayout(request, timeout=30)).payout
     if as_json:
@@ -407,7 +562,12 @@ def payouts_bank_file(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Write a bank-file run's transfer file (the same bytes every time)."""
+    """Download a bank-file run's transfer file (the same bytes every time).
+
+    Example: seisan payouts bank-file RUN_ID --out transfers.txt
+
+    Who: treasury.
+    """
 
     def fetch(stub: payouts_pb2_grpc.ReimbursementPayoutStub) -> tuple[str, str, bytes]:
         parts = list(stub.GetBankFile(payouts_pb2.GetBankFileRequest(run_id=run_id), timeout=60))
@@ -418,7 +578,7 @@ def payouts_bank_file(
     out.write_bytes(data)
     if as_json:
         info = {"file": str(out), "filename": filename, "content_type": content_type}
-        typer.echo(json.dumps({**info, "bytes": len(data)}))
+        _json({**info, "bytes": len(data)})
     else:
         typer.echo(f"wrote {out} ({len(data):,} bytes, {content_type}); upload it to the bank")
 
@@ -434,7 +594,12 @@ def payouts_confirm_paid(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Record what the bank did with a run's file: paid, or rejected with the reason."""
+    """Confirm what the bank did with a run's file: paid, or rejected with the reason.
+
+    Example: seisan payouts confirm-paid RUN_ID --reject PAYOUT_ID:"account closed"
+
+    Who: treasury.
+    """
     rejections = []
     for item in reject:
         payout_id, sep, reason = item.partition(":")
@@ -470,7 +635,12 @@ def payouts_link_account(
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Where EMPLOYEE is paid: a Stripe connected account and/or a bank account."""
+    """Set where EMPLOYEE is paid: a Stripe connected account and/or a bank account.
+
+    Example: seisan payouts link-account aiko --create-test-account
+
+    Who: treasury.
+    """
     request = payouts_pb2.LinkPayeeAccountRequest(
         employee=employee,
         stripe_account_id=account_id,
