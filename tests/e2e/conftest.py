@@ -42,3 +42,44 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 @pytest.fixture
 def intake_address() -> str:
     return f"127.0.0.1:{free_port()}"
+
+
+@dataclass
+class RunningStack:
+    """Every process of `seisan up`, started from the `stack` fixture, found via stack.json."""
+
+    stack: Stack
+    addresses: dict[str, str]
+    processes: dict[str, ServiceProcess]
+
+    def logs(self) -> str:
+        return "\n".join(f"== {n}\n{p.log()[-2000:]}" for n, p in self.processes.items())
+
+
+@pytest.fixture
+def running_stack(stack: Stack) -> Iterator[RunningStack]:
+    """The whole stack on free ports, with var/stack.json written as `seisan up` does."""
+    from seisan_shared.stack import GRPC_SERVICES, STACK, StackFile
+
+    addresses = {spec.name: f"127.0.0.1:{free_port()}" for spec in GRPC_SERVICES}
+    env = {spec.env_prefix + "GRPC_ADDRESS": addresses[spec.name] for spec in GRPC_SERVICES}
+    env.update(
+        {
+            "SEISAN_CARDS_WEBHOOK_PORT": str(free_port()),
+            "SEISAN_PAYOUTS_WEBHOOK_PORT": str(free_port()),
+            "SEISAN_PAYOUTS_STRIPE_LOCAL_PORT": str(free_port()),
+            "SEISAN_PAYOUTS_RAIL_POLL_SECONDS": "0.3",
+        }
+    )
+    processes = {spec.name: stack.service(spec.module, spec.name, **env) for spec in STACK}
+    for process in processes.values():
+        process.start()
+    running = RunningStack(stack, addresses, processes)
+    try:
+        for name, address in addresses.items():
+            processes[name].wait_serving(address, timeout=60)
+        StackFile(stack.nats.url, addresses).write(stack.var)
+        yield running
+    finally:
+        for process in processes.values():
+            process.terminate()
