@@ -74,7 +74,7 @@ def enum_text(enum: EnumDescriptor, number: int) -> str:
     return value.name.removeprefix(_enum_prefix(enum)).lower()
 
 
-def _scalar(field: FieldDescriptor, value: Any) -> Any:
+def _scalar(field: Any, value: Any) -> Any:
     if field.type == FieldDescriptor.TYPE_ENUM:
         return enum_text(field.enum_type, value)
     if field.type == FieldDescriptor.TYPE_MESSAGE:
