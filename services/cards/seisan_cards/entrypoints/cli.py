@@ -319,7 +319,7 @@ def _charges_table(reply: cards_pb2.ListChargesResponse) -> None:
     scores = {m.match_id: m.score for m in reply.matches}
     table = Table(show_header=True)
     for col in ("charge", "date", "cardholder", "merchant", "amount", "status", "match", "score"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("charge", "date", "amount", "match"))
     for c in reply.charges:
         table.add_row(
             c.charge_id,
