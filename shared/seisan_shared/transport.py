@@ -29,6 +29,7 @@ from typing import Any
 import grpc
 
 from seisan_shared.config import ConfigError, load
+from seisan_shared.subjects import inbox_prefix
 
 CLIENT_AUTH_REQUIRE = "require"
 
@@ -144,10 +145,15 @@ class TransportConfig:
         return context
 
     def bus_options(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`~seisan_shared.bus.EventBus`: credentials and TLS."""
+        """Keyword arguments for :class:`~seisan_shared.bus.EventBus`: credentials, inbox, TLS.
+
+        A signed-in user replies on its own ``_INBOX.<user>`` prefix: the
+        accounts in deploy/nats let it subscribe there and nowhere else.
+        """
         return {
             "user": self.nats_user or None,
             "password": self.nats_password or None,
+            "inbox_prefix": inbox_prefix(self.nats_user) if self.nats_user else None,
             "tls": self.nats_tls(),
         }
 

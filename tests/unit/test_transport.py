@@ -22,7 +22,12 @@ def test_nothing_set_means_plaintext_and_one_replica() -> None:
     assert config.client_tls() is None
     assert config.nats_tls() is None
     assert config.stream_replicas == 1
-    assert config.bus_options() == {"user": None, "password": None, "tls": None}
+    assert config.bus_options() == {
+        "user": None,
+        "password": None,
+        "inbox_prefix": None,
+        "tls": None,
+    }
 
 
 def test_service_specific_settings_win(tmp_path: Path) -> None:
@@ -36,6 +41,7 @@ def test_service_specific_settings_win(tmp_path: Path) -> None:
     assert config.stream_replicas == 3
     assert config.bus_options()["user"] == "cards"
     assert config.bus_options()["password"] == "pw"
+    assert config.bus_options()["inbox_prefix"] == "_INBOX.cards"
 
 
 @pytest.mark.parametrize(

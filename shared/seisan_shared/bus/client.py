@@ -103,12 +103,14 @@ class EventBus:
         user: str | None = None,
         password: str | None = None,
         tls: ssl.SSLContext | None = None,
+        inbox_prefix: str | None = None,
     ) -> None:
         self.url = url
         self.name = name
         self._user = user
         self._password = password
         self._tls = tls
+        self._inbox_prefix = inbox_prefix or subjects.INBOX_PREFIX
         self._connect_timeout = connect_timeout
         self._reconnect_wait = reconnect_wait
         self.ack_timeout = ack_timeout
@@ -131,6 +133,7 @@ class EventBus:
                     user=self._user,
                     password=self._password,
                     tls=self._tls,
+                    inbox_prefix=self._inbox_prefix,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=self._reconnect_wait,  # type: ignore[arg-type]
