@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from seisan_audit.entrypoints.consumer import DURABLE as AUDIT_DURABLE
 from seisan_cards.entrypoints.receipt_consumer import DURABLE as CARDS_DURABLE
@@ -71,19 +72,28 @@ def _env(tmp: Path) -> dict[str, str]:
     return env
 
 
+def _kubernetes_files() -> dict[str, str]:
+    configmap = yaml.safe_load((ROOT / "deploy/k8s/base/nats/configmap.yaml").read_text())
+    data: dict[str, str] = configmap["data"]
+    return data
+
+
 @pytest.mark.parametrize(
-    ("node", "cert_dir"),
-    [
-        ("deploy/nats/cluster.conf", accounts.COMPOSE_LAYOUT.cert_dir),
-        ("deploy/k8s/base/nats/nats.conf", accounts.KUBERNETES_LAYOUT.cert_dir),
-    ],
+    ("node", "layout"),
+    [("compose", accounts.COMPOSE_LAYOUT), ("kubernetes", accounts.KUBERNETES_LAYOUT)],
 )
 def test_cluster_node_config_is_valid_for_nats_server(
-    node: str, cert_dir: str, tmp_path: Path
+    node: str, layout: accounts.NodeLayout, tmp_path: Path
 ) -> None:
     certs = tmp_path / "certs"
     make_dev_certs(certs, ["nats"])
-    text = (ROOT / node).read_text()
+    if node == "compose":
+        text = (ROOT / "deploy/nats/cluster.conf").read_text()
+        accounts_text = (ROOT / "deploy/nats/accounts.conf").read_text()
+    else:
+        text = _kubernetes_files()["nats.conf"]
+        accounts_text = _kubernetes_files()["accounts.conf"]
+    cert_dir = layout.cert_dir
     assert "sync_interval: always" in text
     assert text.count("nats-route://") == 3
     assert "verify: true" in text
@@ -91,8 +101,7 @@ def test_cluster_node_config_is_valid_for_nats_server(
     conf.write_text(
         text.replace(cert_dir, str(certs)).replace("/data/jetstream", str(tmp_path / "js"))
     )
-    accounts_file = ROOT / Path(node).parent / "accounts.conf"
-    (tmp_path / "accounts.conf").write_text(accounts_file.read_text())
+    (tmp_path / "accounts.conf").write_text(accounts_text)
     binary = str(nats_server_binary())
     checked = subprocess.run(
         [binary, "-t", "-c", str(conf)], env=_env(tmp_path), capture_output=True, text=True

@@ -261,6 +261,8 @@ class NodeLayout:
     store_dir: str
     accounts_include: str = "accounts.conf"
     cluster_name: str = "seisan"
+    # For `nats-server --signal ldm=<pid_file>` (lame duck before a pod stops); "" for none.
+    pid_file: str = ""
 
 
 def render_cluster_node(layout: NodeLayout) -> str:
@@ -289,6 +291,7 @@ def render_cluster_node(layout: NodeLayout) -> str:
         + "http: 0.0.0.0:8222          # /healthz?js-enabled-only=true for probes, /jsz, /varz\n"
         + "max_payload: 1MB            # events carry references, never images\n"
         + "lame_duck_duration: 30s     # on SIGTERM/ldm: move clients away before stopping\n"
+        + (f"pid_file: {json.dumps(layout.pid_file)}\n" if layout.pid_file else "")
         + "\n"
         + "jetstream {\n"
         + f"  store_dir: {json.dumps(layout.store_dir)}\n"
@@ -307,6 +310,8 @@ def render_cluster_node(layout: NodeLayout) -> str:
         + f"  name: {json.dumps(layout.cluster_name)}\n"
         + "  listen: 0.0.0.0:6222\n"
         + f"  routes: [{routes}]\n"
+        + "  # Clients keep to the seed names their TLS certificate check expects (no pod IPs).\n"
+        + "  no_advertise: true\n"
         + "  tls {\n"
         + "".join("  " + line + "\n" for line in tls.splitlines())
         + "  }\n"
@@ -325,15 +330,36 @@ KUBERNETES_LAYOUT = NodeLayout(
     routes=tuple(f"nats-route://nats-{i}.nats:6222" for i in (0, 1, 2)),
     cert_dir="/etc/nats/certs",
     store_dir="/data/jetstream",
+    pid_file="/var/run/nats/nats.pid",
 )
+
+
+def render_kubernetes_configmap(name: str = "nats-config") -> str:
+    """A ConfigMap holding ``nats.conf`` and ``accounts.conf`` for the NATS StatefulSet."""
+
+    def block(text: str) -> str:
+        return "".join(f"    {line}\n" if line else "\n" for line in text.splitlines())
+
+    return (
+        HEADER
+        + "apiVersion: v1\n"
+        + "kind: ConfigMap\n"
+        + "metadata:\n"
+        + f"  name: {name}\n"
+        + "  labels:\n"
+        + "    app.kubernetes.io/name: nats\n"
+        + "data:\n"
+        + "  nats.conf: |\n"
+        + block(render_cluster_node(KUBERNETES_LAYOUT))
+        + "  accounts.conf: |\n"
+        + block(render_accounts())
+    )
 
 
 def generated_files() -> dict[str, str]:
     """Every NATS file under ``deploy/`` (path relative to the repository root → text)."""
-    accounts_text = render_accounts()
     return {
-        "deploy/nats/accounts.conf": accounts_text,
+        "deploy/nats/accounts.conf": render_accounts(),
         "deploy/nats/cluster.conf": render_cluster_node(COMPOSE_LAYOUT),
-        "deploy/k8s/base/nats/accounts.conf": accounts_text,
-        "deploy/k8s/base/nats/nats.conf": render_cluster_node(KUBERNETES_LAYOUT),
+        "deploy/k8s/base/nats/configmap.yaml": render_kubernetes_configmap(),
     }
