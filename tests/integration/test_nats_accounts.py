@@ -416,3 +416,22 @@ async def test_three_node_tls_cluster_with_accounts_keeps_r3_streams_through_a_n
     finally:
         for server in servers:
             server.stop()
+
+
+async def test_seisan_events_tail_signs_in_as_reader(
+    accounts_server: NatsServer,
+    admin: EventBus,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from seisan_shared.cli.events import _tail
+
+    await admin.publish(event(subjects.PAYOUT_SENT, 7))
+    monkeypatch.setenv("SEISAN_NATS_USER", accounts.READER_USER)
+    monkeypatch.setenv("SEISAN_NATS_PASSWORD", password(accounts.READER_USER))
+    seen = await asyncio.wait_for(
+        _tail(accounts_server.url, "seisan.>", replay=True, count=1, as_json=True), 30
+    )
+    assert seen == 1
+    assert '"type": "payout.sent"' in capsys.readouterr().out
+    assert "Violation" not in accounts_server.log_path.read_text()

@@ -205,3 +205,18 @@ async def test_nats_with_mutual_tls_from_the_wheel(certs: Path, tmp_path: Path) 
             await nats.connect(server.url, allow_reconnect=False, connect_timeout=3)
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_seisan_health_and_the_probe_use_tls_from_the_environment(
+    certs: Path, mtls_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seisan_shared.cli.health import check
+    from seisan_shared.grpc.probe import probe
+
+    address = f"localhost:{mtls_server.port}"
+    assert (await check(address)).startswith("UNREACHABLE")  # plaintext: refused
+    monkeypatch.setenv("SEISAN_TLS_CA", str(certs / "ca.pem"))
+    monkeypatch.setenv("SEISAN_TLS_CERT", str(certs / "cards.pem"))
+    monkeypatch.setenv("SEISAN_TLS_KEY", str(certs / "cards-key.pem"))
+    assert await check(address) == "SERVING"
+    assert await probe(address, tls=True) == "SERVING"
