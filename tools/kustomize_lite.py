@@ -91,7 +91,12 @@ def render(directory: Path) -> list[Obj]:
         for obj in matched:
             obj["spec"]["replicas"] = item["count"]
     for label in spec.get("labels", []):
-        _add_labels(objects, label["pairs"], label.get("includeSelectors", False))
+        _add_labels(
+            objects,
+            label["pairs"],
+            selectors=label.get("includeSelectors", False),
+            templates=label.get("includeTemplates", False),
+        )
     for image in spec.get("images", []):
         _set_image(objects, image)
     if "namespace" in spec:
@@ -164,13 +169,17 @@ def _pod_templates(obj: Obj) -> Iterable[Obj]:
         yield template
 
 
-def _add_labels(objects: list[Obj], pairs: dict[str, str], selectors: bool) -> None:
+def _add_labels(
+    objects: list[Obj], pairs: dict[str, str], *, selectors: bool, templates: bool
+) -> None:
+    """kustomize ``labels``: metadata always; pod templates only with ``includeTemplates``."""
     if selectors:
         raise KustomizeError("labels with includeSelectors: true are not supported")
     for obj in objects:
         obj["metadata"].setdefault("labels", {}).update(pairs)
-        for template in _pod_templates(obj):
-            template.setdefault("metadata", {}).setdefault("labels", {}).update(pairs)
+        if templates:
+            for template in _pod_templates(obj):
+                template.setdefault("metadata", {}).setdefault("labels", {}).update(pairs)
 
 
 def _set_image(objects: list[Obj], image: Obj) -> None:

@@ -325,3 +325,45 @@ def test_production_pins_the_image_and_keeps_audit_checkpoints_on_a_volume() -> 
     }
     assert "audit-checkpoints" in by_kind(objects, "PersistentVolumeClaim")
     assert yaml.safe_dump_all(objects)  # serialisable as kubectl input
+
+
+def _selects(selector: Obj, labels: dict[str, str]) -> bool:
+    if not selector:
+        return True
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In"
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def test_network_policies_let_through_exactly_what_the_services_expose(
+    rendered: tuple[str, list[Obj]],
+) -> None:
+    _, objects = rendered
+    policies = list(by_kind(objects, "NetworkPolicy").values())
+    assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"] for p in policies)
+    pods = {
+        w["metadata"]["name"]: w["spec"]["template"]["metadata"]["labels"]
+        for w in objects
+        if w["kind"] in ("Deployment", "StatefulSet")
+    }
+    for service in by_kind(objects, "Service").values():
+        name = service["metadata"]["name"]
+        labels = pods[name]
+        for port in service["spec"]["ports"]:
+            number = port["port"]
+            allowing = [
+                rule
+                for p in policies
+                if _selects(p["spec"]["podSelector"], labels)
+                for rule in p["spec"].get("ingress", [])
+                if any(x["port"] == number for x in rule.get("ports", []))
+            ]
+            assert allowing, f"no NetworkPolicy lets anyone reach {name}:{number}"
+            for rule in allowing:
+                for source in rule.get("from", []):
+                    # every "from" must select pods that exist (labels on the pod templates)
+                    assert any(_selects(source["podSelector"], pod) for pod in pods.values()), rule
