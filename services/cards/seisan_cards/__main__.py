@@ -28,12 +28,14 @@ from seisan_shared.grpc.server import (
     wait_for_termination_signal,
 )
 from seisan_shared.storage import Database, run_migrations
+from seisan_shared.transport import load_transport
 
 log = logging.getLogger("seisan.cards")
 
 
 async def serve() -> None:
     cfg = config.load()
+    transport = load_transport("cards")
     bootstrap.configure_logging(cfg.log_level)
     faults = Faults.from_env()
     async with AsyncExitStack() as stack:
@@ -41,10 +43,10 @@ async def serve() -> None:
         stack.push_async_callback(db.close)
         await run_migrations(db, bootstrap.MIGRATIONS)
 
-        bus = EventBus(cfg.nats_url, name="cards")
+        bus = EventBus(cfg.nats_url, name="cards", **transport.bus_options())
         await bus.connect()
         stack.push_async_callback(bus.close)
-        await bus.ensure_streams()
+        await bus.ensure_streams(transport.stream_replicas)
 
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
@@ -77,6 +79,8 @@ async def serve() -> None:
             ],
             address=cfg.grpc_address,
             tokens=TokenStore.load(cfg.tokens_file),
+            tls=transport.server_tls(),
+            health_address=transport.health_address or None,
             max_message_bytes=4 * 1024 * 1024,
         )
         stack.push_async_callback(server.stop, cfg.shutdown_grace_seconds)

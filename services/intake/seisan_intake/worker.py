@@ -16,12 +16,14 @@ from seisan_shared.bus.outbox import OutboxRelay, stop_relay
 from seisan_shared.faults import Faults
 from seisan_shared.grpc.server import wait_for_termination_signal
 from seisan_shared.storage import Database, run_migrations
+from seisan_shared.transport import load_transport
 
 log = logging.getLogger("seisan.intake.worker")
 
 
 async def work() -> None:
     cfg = config.load()
+    transport = load_transport("intake")
     bootstrap.configure_logging(cfg.log_level)
     faults = Faults.from_env()
     engine = PpOcrV5Engine(PpOcrSettings(threads=cfg.ocr_threads or None))
@@ -30,10 +32,10 @@ async def work() -> None:
         db = await Database(cfg.resolved_database_url).open()
         stack.push_async_callback(db.close)
         await run_migrations(db, bootstrap.MIGRATIONS)
-        bus = EventBus(cfg.nats_url, name="intake-worker")
+        bus = EventBus(cfg.nats_url, name="intake-worker", **transport.bus_options())
         await bus.connect()
         stack.push_async_callback(bus.close)
-        await bus.ensure_streams()
+        await bus.ensure_streams(transport.stream_replicas)
 
         relay = OutboxRelay(db, bus, faults=faults)
         worker = OcrWorker(

@@ -32,6 +32,7 @@ from seisan_shared.grpc.server import (
     wait_for_termination_signal,
 )
 from seisan_shared.storage import Database, run_migrations
+from seisan_shared.transport import load_transport
 
 log = logging.getLogger("seisan.payouts")
 
@@ -70,6 +71,7 @@ async def _embedded_stripe(cfg: config.PayoutsConfig, stack: AsyncExitStack) -> 
 
 async def serve() -> None:
     cfg = config.load()
+    transport = load_transport("payouts")
     bootstrap.configure_logging(cfg.log_level)
     faults = Faults.from_env()
     catalogue.import_all()
@@ -78,10 +80,10 @@ async def serve() -> None:
         stack.push_async_callback(db.close)
         await run_migrations(db, bootstrap.MIGRATIONS)
 
-        bus = EventBus(cfg.nats_url, name="payouts")
+        bus = EventBus(cfg.nats_url, name="payouts", **transport.bus_options())
         await bus.connect()
         stack.push_async_callback(bus.close)
-        await bus.ensure_streams()
+        await bus.ensure_streams(transport.stream_replicas)
 
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
@@ -133,6 +135,8 @@ async def serve() -> None:
             ],
             address=cfg.grpc_address,
             tokens=TokenStore.load(cfg.tokens_file),
+            tls=transport.server_tls(),
+            health_address=transport.health_address or None,
         )
         stack.push_async_callback(server.stop, cfg.shutdown_grace_seconds)
         log.info(

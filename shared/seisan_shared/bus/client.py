@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -82,6 +83,10 @@ def dlq_stream_config(replicas: int = 1) -> StreamConfig:
 class EventBus:
     """A NATS connection that reconnects forever, with JetStream and Seisan's streams.
 
+    ``url`` may list several servers, comma-separated (the seeds of a cluster).
+    ``user``/``password`` and ``tls`` (an SSL context, used when the server
+    requires TLS or the URL says ``tls://``) come from
+    :meth:`seisan_shared.transport.TransportConfig.bus_options`.
     ``window`` bounds the publishes in flight in :meth:`publish_raw_many`;
     ``ack_timeout`` bounds how long any publish waits for JetStream's ack.
     """
@@ -95,9 +100,17 @@ class EventBus:
         reconnect_wait: float = 0.5,
         ack_timeout: float = 10.0,
         window: int = 500,
+        user: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        inbox_prefix: str | None = None,
     ) -> None:
         self.url = url
         self.name = name
+        self._user = user
+        self._password = password
+        self._tls = tls
+        self._inbox_prefix = inbox_prefix or subjects.INBOX_PREFIX
         self._connect_timeout = connect_timeout
         self._reconnect_wait = reconnect_wait
         self.ack_timeout = ack_timeout
@@ -115,8 +128,12 @@ class EventBus:
         try:
             await asyncio.wait_for(
                 nc.connect(
-                    servers=[self.url],
+                    servers=[u.strip() for u in self.url.split(",") if u.strip()],
                     name=self.name,
+                    user=self._user,
+                    password=self._password,
+                    tls=self._tls,
+                    inbox_prefix=self._inbox_prefix,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=self._reconnect_wait,  # type: ignore[arg-type]

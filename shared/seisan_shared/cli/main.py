@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 import grpc
 import typer
 
-from seisan_shared.cli import demo, events, health, tokens, up
+from seisan_shared.cli import certs, demo, events, health, tokens, up
 from seisan_shared.cli.context import CliError
 from seisan_shared.cli.exitcodes import epilog, exit_code_for
 
@@ -39,6 +39,7 @@ app.command("health")(health.health)
 app.command("demo")(demo.demo)
 app.add_typer(events.app, name="events")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(certs.app, name="certs")
 
 
 def _load_plugins() -> None:
