@@ -80,6 +80,10 @@ def demo_stack(var: Path | None, ready_timeout: float = 90.0) -> Iterator[DemoSt
         yield found
         return
     made_temp = var is None
+    # The stack started here is plaintext on loopback; the caller's TLS settings (meant for
+    # another stack) must not make this process's health checks speak TLS to it.
+    for name in [k for k in os.environ if k.startswith("SEISAN_TLS_")]:
+        del os.environ[name]
     folder = Path(tempfile.mkdtemp(prefix="seisan-demo-")) if var is None else var.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEISAN_")}
