@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from seisan_shared.cli import main
 
 # Operator and developer tools whose help predates the house style; checked for a summary only.
-TOOLS = {"up", "events", "tokens", "eval", "audit"}
+TOOLS = {"up", "events", "tokens", "eval", "audit", "certs"}
 
 
 def _commands(app: typer.Typer, path: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
