@@ -57,11 +57,14 @@ def test_folder_upload_and_json_shapes(running_stack: RunningStack, tmp_path: Pa
     (folder / "notes.txt").write_text("not a receipt")
 
     uploaded = seisan(running_stack, "receipts", "upload", str(folder), "--json",
-                      "--company-card", token="demo-aiko")  # fmt: skip
+                      "--company-card", "--wait", "90", token="demo-aiko")  # fmt: skip
     assert uploaded.returncode == 0, uploaded.stderr
     rows = json.loads(uploaded.stdout)
     assert sorted(Path(r["file"]).name for r in rows) == ["r1.jpg", "r2.jpg", "r3.png"]
     assert all(r["receipt_id"] and r["error"] is None and r["duplicate"] is False for r in rows)
+    # --wait: each row carries the receipt as OCR left it.
+    assert all(r["receipt"]["receipt_id"] == r["receipt_id"] for r in rows)
+    assert all(r["receipt"]["status"] in ("extracted", "needs_review") for r in rows)
     assert "━" not in uploaded.stderr  # no progress bar off a terminal
 
     # A folder with one file the service refuses: that one is listed, the rest go in, exit 1.

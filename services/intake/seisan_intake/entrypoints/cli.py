@@ -86,6 +86,9 @@ def upload(
     ),
     company_card: bool = typer.Option(False, "--company-card", help="Paid with a company card."),
     note: str = typer.Option("", help="A note kept with the receipt."),
+    wait: float = typer.Option(
+        0.0, help="Then wait up to this many seconds for OCR and show what it read."
+    ),
     token: str = TokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -94,7 +97,9 @@ def upload(
     Exit 0 when every file was accepted, 1 when any was refused (each refusal is listed);
     an upload of bytes already uploaded returns the first receipt (duplicate: true).
 
-    Example: seisan receipts upload ~/receipts/ --company-card
+    With --wait, each row also carries the receipt as OCR read it (status, merchant, total).
+
+    Example: seisan receipts upload ~/receipts/ --company-card --wait 30
 
     Who: staff (any signed-in person; the receipts are yours).
     """
@@ -121,6 +126,7 @@ def upload(
                         "receipt_id": reply.receipt_id,
                         "duplicate": reply.duplicate,
                         "error": None,
+                        "receipt": None,
                     }
                 )
             except grpc.RpcError as exc:
@@ -136,10 +142,17 @@ def upload(
                         "receipt_id": None,
                         "duplicate": False,
                         "error": {"code": code.name, "message": exc.details()},
+                        "receipt": None,
                     }
                 )
             progress.advance(task)
     failed = [r for r in results if r["error"]]
+    read: dict[str, receipts_pb2.Receipt] = {}
+    if wait > 0:
+        ids = [str(r["receipt_id"]) for r in results if r["receipt_id"]]
+        read = _wait_for_ocr(token, ids, wait, as_json)
+        for r in results:
+            r["receipt"] = read.get(str(r["receipt_id"]))
     if as_json:
         emit_json(results)
     else:
@@ -150,9 +163,44 @@ def upload(
             else:
                 dup = "  (already uploaded)" if r["duplicate"] else ""
                 typer.echo(f"{r['receipt_id']}  {r['file']}{dup}")
-        if not failed:
+        if read:
+            Console().print(_receipts_table(list(read.values())))
+        elif not failed:
             typer.echo("next: seisan receipts show RECEIPT_ID --wait 10", err=True)
     raise typer.Exit(EXIT_FAILURE if failed else EXIT_OK)
+
+
+def _wait_for_ocr(
+    token: str | None, receipt_ids: list[str], wait: float, as_json: bool
+) -> dict[str, receipts_pb2.Receipt]:
+    """Each receipt once OCR is done with it (or as it stands when ``wait`` runs out)."""
+    deadline = time.monotonic() + wait
+    found: dict[str, receipts_pb2.Receipt] = {}
+    channel, stub = _stub(token)
+    with channel, progress_bar(as_json) as progress:
+        task = progress.add_task("reading", total=len(receipt_ids))
+        while True:
+            for receipt_id in receipt_ids:
+                if receipt_id in found:
+                    continue
+                try:
+                    got = stub.GetReceipt(
+                        receipts_pb2.GetReceiptRequest(receipt_id=receipt_id), timeout=10
+                    ).receipt
+                except grpc.RpcError as exc:
+                    raise rpc_failure(exc, "upload --wait") from None
+                if got.status != receipts_pb2.RECEIPT_STATUS_PROCESSING:
+                    found[receipt_id] = got
+            progress.update(task, completed=len(found))
+            if len(found) == len(receipt_ids) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.3)
+        for receipt_id in receipt_ids:  # still processing when time ran out
+            if receipt_id not in found:
+                found[receipt_id] = stub.GetReceipt(
+                    receipts_pb2.GetReceiptRequest(receipt_id=receipt_id), timeout=10
+                ).receipt
+    return {r: found[r] for r in receipt_ids}
 
 
 def _money_text(field: receipts_pb2.ExtractedMoney) -> str:
@@ -289,10 +337,14 @@ def list_(
     if as_json:
         emit_json(list(reply.receipts))
         return
+    Console().print(_receipts_table(list(reply.receipts)))
+
+
+def _receipts_table(receipts: list[receipts_pb2.Receipt]) -> Table:
     table = Table(show_header=True)
     for col in ("receipt", "status", "submitter", "date", "merchant", "total"):
-        table.add_column(col)
-    for r in reply.receipts:
+        table.add_column(col, no_wrap=col in ("receipt", "date"))
+    for r in receipts:
         f = r.fields
         day = ""
         if f.HasField("transaction_date"):
@@ -306,7 +358,7 @@ def list_(
             f.merchant.value,
             _money_text(f.total) if f.HasField("total") else "",
         )
-    Console().print(table)
+    return table
 
 
 @app.command()
