@@ -15,23 +15,22 @@ Every call is a real gRPC call with the demo tokens; nothing is faked.
 
 from __future__ import annotations
 
-import io
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 import typer
-from PIL import Image, ImageDraw, ImageFont
 
 from seisan.audit.v1 import audit_pb2, audit_pb2_grpc
 from seisan.cards.v1 import cards_pb2, cards_pb2_grpc
 from seisan.payouts.v1 import payouts_pb2, payouts_pb2_grpc
 from seisan.receipts.v1 import receipts_pb2, receipts_pb2_grpc
+from seisan_shared.cli.demo_data import cast_of, draw_receipt, statement_csv
 from seisan_shared.cli.demo_stack import DemoStack, StackError, demo_stack
 from seisan_shared.cli.exitcodes import EXIT_FAILURE, EXIT_OK, exit_code_for
 from seisan_shared.cli.output import emit_json, enum_text, money_json, money_text, to_json
@@ -39,102 +38,10 @@ from seisan_shared.grpc.client import sync_channel
 
 T = TypeVar("T")
 STAFF, OTHER_STAFF, APPROVER, TREASURY = "demo-aiko", "demo-ben", "demo-chika", "demo-daichi"
-FONTS = (
-    "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf",
-    "/usr/share/fonts/truetype/fonts-japanese-gothic.ttf",
-    "/usr/share/fonts/truetype/vlgothic/VL-Gothic-Regular.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-)
 
 
 class DemoFailed(Exception):
     """A step did not turn out as the story needs; the message says what happened."""
-
-
-@dataclass(frozen=True)
-class DemoReceipt:
-    """One receipt the demo draws, and the card charge (if any) that paid for it."""
-
-    key: str
-    merchant: str
-    merchant_latin: str  # when no Japanese font is installed
-    descriptor: str  # as the card issuer prints the merchant
-    yen: int
-    day: date
-    paid_with: int
-    cardholder: str  # whose card was charged; "" when paid personally
-    card_last4: str = ""
-    lines: tuple[str, ...] = ()
-
-
-def _story(today: date, rng: random.Random) -> list[DemoReceipt]:
-    def yen(base: int) -> int:  # amounts differ between runs so reruns stay distinct
-        return base + rng.randrange(0, 40)
-
-    card = receipts_pb2.PAID_WITH_COMPANY_CARD
-    return [
-        DemoReceipt(
-            "coffee", "BLUE BOTTLE COFFEE", "BLUE BOTTLE COFFEE", "SQ *BLUE BOTTLE COFFEE",
-            yen(600), today - timedelta(days=3), card, "aiko", "4242",
-            ("Latte", "VISA ****4242"),
-        ),
-        DemoReceipt(
-            "taxi", "TOKYO TAXI CO.", "TOKYO TAXI CO.", "TOKYO TAXI CO",
-            yen(900), today - timedelta(days=2), card, "aiko", "4242", ("Fare",),
-        ),
-        DemoReceipt(
-            "colleague", "STARBUCKS COFFEE SHINJUKU", "STARBUCKS COFFEE SHINJUKU",
-            "STARBUCKS SHINJUKU", yen(440), today - timedelta(days=2), card, "ben", "5555",
-            ("Caffe Latte",),
-        ),
-        DemoReceipt(
-            "personal", "有限会社 佐藤商店", "SATO SHOTEN", "",
-            yen(700), today - timedelta(days=1), receipts_pb2.PAID_WITH_PERSONAL, "", "",
-            ("ボールペン",),
-        ),
-    ]  # fmt: skip
-
-
-def _font(size: int) -> tuple[Any, bool]:
-    for path in FONTS:
-        if Path(path).exists():
-            return ImageFont.truetype(path, size), "dejavu" not in path.lower()
-    return ImageFont.load_default(size), False
-
-
-def draw_receipt(r: DemoReceipt, run_no: int) -> bytes:
-    """A clean thermal-printer-like receipt as a JPEG: merchant, date, items, total."""
-    font, japanese = _font(34)
-    merchant = r.merchant if japanese else r.merchant_latin
-    item = r.lines[0] if japanese or r.lines[0].isascii() else "Item"
-    lines = [merchant, f"{r.day:%Y-%m-%d} 12:{run_no % 60:02d}", f"No. {run_no}"]
-    lines += [f"{item}   ¥{r.yen}", f"TOTAL   ¥{r.yen}"]
-    lines += [x for x in r.lines[1:]]
-    image = Image.new("RGB", (760, 80 + 60 * len(lines)), "white")
-    pen = ImageDraw.Draw(image)
-    for i, text in enumerate(lines):
-        pen.text((40, 40 + 60 * i), text, fill="black", font=font)
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=92)
-    return buf.getvalue()
-
-
-def statement_csv(receipts: list[DemoReceipt], missing_yen: int, today: date, run_no: int) -> str:
-    """The month's generic-CSV statement: one line per card receipt, and one with no receipt."""
-    rows = ["charge_id,card_last4,cardholder,transaction_date,posting_date,merchant,mcc,amount,"
-            "currency,original_amount,original_currency"]  # fmt: skip
-    for n, r in enumerate((r for r in receipts if r.cardholder), start=1):
-        posted = r.day + timedelta(days=1)
-        rows.append(
-            f"demo-{run_no}-{n},{r.card_last4},{r.cardholder},{r.day},{posted},"
-            f'"{r.descriptor}",5814,{r.yen},JPY,,'
-        )
-    day = today - timedelta(days=4)
-    rows.append(
-        f"demo-{run_no}-9,4242,aiko,{day},{day + timedelta(days=1)},"
-        f'"AMAZON.CO.JP",5942,{missing_yen},JPY,,'
-    )
-    return "\n".join(rows) + "\n"
 
 
 @dataclass
@@ -205,17 +112,24 @@ class Story:
             time.sleep(0.3)
 
 
-def run_story(story: Story, rng: random.Random) -> None:
-    today = date.today()
-    run_no = rng.randrange(1000, 9999)
-    cast = _story(today, rng)
-    by_key: dict[str, str] = {}  # demo key → receipt id
-    s = story
+class Demo(Story):
+    """The story's steps, in order; `play` runs them."""
 
-    def upload(step: Step) -> None:
-        staff = s.receipts(STAFF)
-        for r in cast:
-            data = draw_receipt(r, run_no)
+    def __init__(self, stack: DemoStack, as_json: bool, timeout: float, rng: random.Random):
+        super().__init__(stack, as_json, timeout)
+        self.rng = rng
+        self.today = date.today()
+        self.run_no = rng.randrange(1000, 9999)
+        self.cast = cast_of(self.today, rng)
+        self.by_key: dict[str, str] = {}  # demo key → receipt id
+        self.statement_id = ""
+        self.suggestion_id = ""
+        self.claim_id = ""
+
+    def upload(self, step: Step) -> None:
+        staff = self.receipts(STAFF)
+        for r in self.cast:
+            data = draw_receipt(r, self.run_no)
             meta = receipts_pb2.UploadMetadata(
                 paid_with=r.paid_with,  # type: ignore[arg-type]
                 filename=f"{r.key}.jpg",
@@ -230,15 +144,15 @@ def run_story(story: Story, rng: random.Random) -> None:
                 ),
                 timeout=60,
             )
-            by_key[r.key] = reply.receipt_id
+            self.by_key[r.key] = reply.receipt_id
             how = "company card" if r.cardholder else "own money"
             step.detail.append(f"{r.key}.jpg → {reply.receipt_id}  ({r.merchant}, ¥{r.yen}, {how})")
 
-    def extraction(step: Step) -> None:
-        staff = s.receipts(STAFF)
+    def extraction(self, step: Step) -> None:
+        staff = self.receipts(STAFF)
         out = []
-        for r in cast:
-            receipt_id = by_key[r.key]
+        for r in self.cast:
+            receipt_id = self.by_key[r.key]
 
             def done(receipt_id: str = receipt_id) -> receipts_pb2.Receipt | None:
                 got = staff.GetReceipt(
@@ -246,7 +160,7 @@ def run_story(story: Story, rng: random.Random) -> None:
                 ).receipt
                 return None if got.status == receipts_pb2.RECEIPT_STATUS_PROCESSING else got
 
-            got = s.until(f"OCR of {r.key}.jpg", done)
+            got = self.until(f"OCR of {r.key}.jpg", done)
             total = got.fields.total.amount
             read_ok = (
                 total.minor_units == r.yen
@@ -282,20 +196,18 @@ def run_story(story: Story, rng: random.Random) -> None:
                     "date": to_json(got.fields.transaction_date.date),
                 }
             )
-        s.summary["receipts"] = out
+        self.summary["receipts"] = out
 
-    statement_id = ""
-
-    def import_statement(step: Step) -> None:
-        nonlocal statement_id
-        text = statement_csv(cast, 3000 + rng.randrange(0, 500), today, run_no)
-        reply = s.cards(TREASURY).ImportStatement(
+    def import_statement(self, step: Step) -> None:
+        missing_yen = 3000 + self.rng.randrange(0, 500)
+        text = statement_csv(self.cast, missing_yen, self.today, self.run_no)
+        reply = self.cards(TREASURY).ImportStatement(
             iter(
                 [
                     cards_pb2.ImportStatementRequest(
                         metadata=cards_pb2.ImportStatementMetadata(
                             format=cards_pb2.STATEMENT_FORMAT_GENERIC_CSV,
-                            filename=f"demo-statement-{run_no}.csv",
+                            filename=f"demo-statement-{self.run_no}.csv",
                         )
                     ),
                     cards_pb2.ImportStatementRequest(chunk=text.encode()),
@@ -303,37 +215,33 @@ def run_story(story: Story, rng: random.Random) -> None:
             ),
             timeout=60,
         )
-        statement_id = reply.statement.statement_id
+        self.statement_id = reply.statement.statement_id
         step.detail.append(
-            f"statement {statement_id}: {reply.imported_count} charges, total "
+            f"statement {self.statement_id}: {reply.imported_count} charges, total "
             f"{money_text(reply.statement.total.minor_units, reply.statement.total.currency)}"
         )
         for line in text.splitlines()[1:]:
             step.detail.append(f"  {line}")
-        s.summary["statement"] = {
-            "statement_id": statement_id,
+        self.summary["statement"] = {
+            "statement_id": self.statement_id,
             "imported_count": reply.imported_count,
             "total": to_json(reply.statement.total),
         }
 
-    def charges() -> cards_pb2.ListChargesResponse:
-        return s.cards(TREASURY).ListCharges(  # type: ignore[no-any-return]
-            cards_pb2.ListChargesRequest(statement_id=statement_id, page_size=100), timeout=15
+    def charges(self) -> cards_pb2.ListChargesResponse:
+        return self.cards(TREASURY).ListCharges(  # type: ignore[no-any-return]
+            cards_pb2.ListChargesRequest(statement_id=self.statement_id, page_size=100), timeout=15
         )
 
-    suggestion_id = ""
-
-    def reconcile(step: Step) -> None:
-        nonlocal suggestion_id
-
+    def reconcile(self, step: Step) -> None:
         def settled() -> cards_pb2.ListChargesResponse | None:
-            reply = charges()
+            reply = self.charges()
             states = [c.status for c in reply.charges]
             matched = states.count(cards_pb2.CHARGE_STATUS_MATCHED)
             suggested = states.count(cards_pb2.CHARGE_STATUS_SUGGESTED)
             return reply if matched + suggested >= 3 else None
 
-        reply = s.until("the engine to match three of the four charges", settled)
+        reply = self.until("the engine to match three of the four charges", settled)
         matches = {m.match_id: m for m in reply.matches}
         auto, suggested, unmatched = [], [], []
         for c in reply.charges:
@@ -346,50 +254,47 @@ def run_story(story: Story, rng: random.Random) -> None:
                 step.detail.append(f"auto-confirmed  {line}  score {m.score:.3f}")
             elif c.status == cards_pb2.CHARGE_STATUS_SUGGESTED and m is not None:
                 suggested.append(_match_json(m))
-                suggestion_id = suggestion_id or m.match_id
+                self.suggestion_id = self.suggestion_id or m.match_id
                 step.detail.append(f"suggested       {line}  score {m.score:.3f}  ({m.match_id})")
                 step.detail += [f"                  · {reason}" for reason in m.reasons]
             else:
                 unmatched.append(c.charge_id)
                 step.detail.append(f"no receipt      {line}")
-        s.summary["matches"] = {"auto_confirmed": auto, "suggested": suggested}
-        s.summary["unmatched_charges"] = unmatched
-        if not suggestion_id:
+        self.summary["matches"] = {"auto_confirmed": auto, "suggested": suggested}
+        self.summary["unmatched_charges"] = unmatched
+        if not self.suggestion_id:
             raise DemoFailed("expected one suggestion (ben's card, aiko's receipt); got none")
 
-    def confirm(step: Step) -> None:
+    def confirm(self, step: Step) -> None:
         m = (
-            s.cards(TREASURY)
-            .ConfirmMatch(cards_pb2.ConfirmMatchRequest(match_id=suggestion_id), timeout=15)
+            self.cards(TREASURY)
+            .ConfirmMatch(cards_pb2.ConfirmMatchRequest(match_id=self.suggestion_id), timeout=15)
             .match
         )
         status = enum_text(cards_pb2.MatchStatus.DESCRIPTOR, m.status)
         step.detail.append(f"{m.match_id} is {status} (by {m.decided_by})")
-        asked = s.cards(TREASURY).RequestMissingReceipts(
+        asked = self.cards(TREASURY).RequestMissingReceipts(
             cards_pb2.RequestMissingReceiptsRequest(
-                statement_id=statement_id, message="demo: month-end close"
+                statement_id=self.statement_id, message="demo: month-end close"
             ),
             timeout=15,
         )
         for r in asked.requests:
             step.detail.append(f"asked {r.cardholder} for {len(r.charge_ids)} missing receipt(s)")
-        s.summary["matches"]["confirmed_by_treasury"] = _match_json(m)
-        s.summary["receipts_requested"] = [
+        self.summary["matches"]["confirmed_by_treasury"] = _match_json(m)
+        self.summary["receipts_requested"] = [
             {"cardholder": r.cardholder, "charge_ids": list(r.charge_ids)} for r in asked.requests
         ]
 
-    claim_id = ""
-
-    def submit(step: Step) -> None:
-        nonlocal claim_id
+    def submit(self, step: Step) -> None:
         request = payouts_pb2.SubmitClaimRequest(
-            items=[payouts_pb2.ClaimItem(receipt_id=by_key["personal"], category="supplies")],
+            items=[payouts_pb2.ClaimItem(receipt_id=self.by_key["personal"], category="supplies")],
             description="demo: pens for the office",
         )
 
         def submitted() -> payouts_pb2.Claim | None:
             try:
-                return s.payouts(STAFF).SubmitClaim(request, timeout=15).claim  # type: ignore[no-any-return]
+                return self.payouts(STAFF).SubmitClaim(request, timeout=15).claim  # type: ignore[no-any-return]
             except grpc.RpcError as exc:  # payouts hears of the receipt through the bus
                 if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and "not known" in (
                     exc.details() or ""
@@ -397,26 +302,26 @@ def run_story(story: Story, rng: random.Random) -> None:
                     return None
                 raise
 
-        claim = s.until("payouts to hear of the personal receipt", submitted)
-        claim_id = claim.claim_id
-        step.detail.append(f"claim {claim_id}: {money_text(claim.total.minor_units, 'JPY')}")
+        claim = self.until("payouts to hear of the personal receipt", submitted)
+        self.claim_id = claim.claim_id
+        step.detail.append(f"claim {self.claim_id}: {money_text(claim.total.minor_units, 'JPY')}")
         for f in claim.findings:
             sev = enum_text(payouts_pb2.FindingSeverity.DESCRIPTOR, f.severity)
             step.detail.append(f"  policy {sev}: {f.message}")
 
-    def approve(step: Step) -> None:
+    def approve(self, step: Step) -> None:
         claim = (
-            s.payouts(APPROVER)
+            self.payouts(APPROVER)
             .ApproveClaim(
-                payouts_pb2.ApproveClaimRequest(claim_id=claim_id, note="demo"), timeout=15
+                payouts_pb2.ApproveClaimRequest(claim_id=self.claim_id, note="demo"), timeout=15
             )
             .claim
         )
         status = enum_text(payouts_pb2.ClaimStatus.DESCRIPTOR, claim.status)
-        step.detail.append(f"claim {claim_id} {status} by {claim.decided_by}")
+        step.detail.append(f"claim {self.claim_id} {status} by {claim.decided_by}")
 
-    def pay(step: Step) -> None:
-        treasury = s.payouts(TREASURY)
+    def pay(self, step: Step) -> None:
+        treasury = self.payouts(TREASURY)
         account = treasury.LinkPayeeAccount(
             payouts_pb2.LinkPayeeAccountRequest(
                 employee="aiko", create_test_account=True, currency="JPY"
@@ -426,11 +331,13 @@ def run_story(story: Story, rng: random.Random) -> None:
         step.detail.append(f"aiko is paid through Stripe account {account.stripe_account_id}")
         run = treasury.CreatePayoutRun(
             payouts_pb2.CreatePayoutRunRequest(
-                rail=payouts_pb2.PAYOUT_RAIL_STRIPE, currency="JPY", request_id=f"demo-{run_no}"
+                rail=payouts_pb2.PAYOUT_RAIL_STRIPE,
+                currency="JPY",
+                request_id=f"demo-{self.run_no}",
             ),
             timeout=60,
         ).run
-        mine = [p for p in run.payouts if claim_id in p.claim_ids]
+        mine = [p for p in run.payouts if self.claim_id in p.claim_ids]
         if not mine:
             raise DemoFailed(f"run {run.run_id} left the claim out: {'; '.join(run.notes)}")
         payout_id = mine[0].payout_id
@@ -443,20 +350,22 @@ def run_story(story: Story, rng: random.Random) -> None:
             done = (payouts_pb2.PAYOUT_STATUS_PAID, payouts_pb2.PAYOUT_STATUS_FAILED)
             return p if p.status in done else None
 
-        payout = s.until("the payout to be paid", final)
-        claim = treasury.GetClaim(payouts_pb2.GetClaimRequest(claim_id=claim_id), timeout=15).claim
+        payout = self.until("the payout to be paid", final)
+        claim = treasury.GetClaim(
+            payouts_pb2.GetClaimRequest(claim_id=self.claim_id), timeout=15
+        ).claim
         status = enum_text(payouts_pb2.PayoutStatus.DESCRIPTOR, payout.status)
         step.detail.append(
             f"payout {payout_id} {status}: {money_text(payout.amount.minor_units, 'JPY')} "
             f"(transfer {payout.stripe_transfer_id}, payout {payout.stripe_payout_id})"
         )
-        s.summary["claim"] = {
-            "claim_id": claim_id,
+        self.summary["claim"] = {
+            "claim_id": self.claim_id,
             "status": enum_text(payouts_pb2.ClaimStatus.DESCRIPTOR, claim.status),
             "total": to_json(claim.total),
             "approved_by": claim.decided_by,
         }
-        s.summary["payout"] = {
+        self.summary["payout"] = {
             "payout_id": payout_id,
             "run_id": run.run_id,
             "status": status,
@@ -467,29 +376,30 @@ def run_story(story: Story, rng: random.Random) -> None:
         if payout.status != payouts_pb2.PAYOUT_STATUS_PAID:
             raise DemoFailed(f"payout {payout_id} failed: {payout.failure_reason}")
 
-    def audit(step: Step) -> None:
-        stub = audit_pb2_grpc.AuditTrailStub(s.channel("audit", TREASURY))
+    def audit(self, step: Step) -> None:
+        stub = audit_pb2_grpc.AuditTrailStub(self.channel("audit", TREASURY))
 
         def caught_up() -> audit_pb2.VerifyChainResponse | None:
             reply = stub.VerifyChain(audit_pb2.VerifyChainRequest(), timeout=30)
             return reply if reply.records > 0 else None
 
-        reply = s.until("audit records", caught_up)
+        reply = self.until("audit records", caught_up)
         state = "intact" if reply.ok else f"BROKEN ({len(reply.problems)} problems)"
         step.detail.append(f"{reply.records} records, hash chain {state}")
-        s.summary["audit"] = {"ok": reply.ok, "records": reply.records}
+        self.summary["audit"] = {"ok": reply.ok, "records": reply.records}
         if not reply.ok:
             raise DemoFailed("the audit chain does not verify")
 
-    s.step("aiko (staff) uploads four receipt photos", upload)
-    s.step("OCR reads them", extraction)
-    s.step("daichi (treasury) imports the card statement", import_statement)
-    s.step("the engine reconciles charges with receipts", reconcile)
-    s.step("daichi confirms the suggestion and asks for the missing receipt", confirm)
-    s.step("aiko claims her personal receipt back", submit)
-    s.step("chika (approver) approves the claim", approve)
-    s.step("daichi pays it through Stripe (local test server)", pay)
-    s.step("the audit trail verifies", audit)
+    def play(self) -> None:
+        self.step("aiko (staff) uploads four receipt photos", self.upload)
+        self.step("OCR reads them", self.extraction)
+        self.step("daichi (treasury) imports the card statement", self.import_statement)
+        self.step("the engine reconciles charges with receipts", self.reconcile)
+        self.step("daichi confirms the suggestion and asks for the missing receipt", self.confirm)
+        self.step("aiko claims her personal receipt back", self.submit)
+        self.step("chika (approver) approves the claim", self.approve)
+        self.step("daichi pays it through Stripe (local test server)", self.pay)
+        self.step("the audit trail verifies", self.audit)
 
 
 def _match_json(m: cards_pb2.Match) -> dict[str, Any]:
@@ -538,9 +448,9 @@ def demo(
             if not as_json:
                 how = "started in " if stack.started else "running, from "
                 typer.echo(f"stack {how}{stack.var}")
-            story = Story(stack, as_json, timeout)
+            story = Demo(stack, as_json, timeout, rng)
             try:
-                run_story(story, rng)
+                story.play()
             finally:
                 story.close()
     except grpc.RpcError as exc:
