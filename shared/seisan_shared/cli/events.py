@@ -8,12 +8,12 @@ import signal
 
 import nats
 import typer
-from google.protobuf.json_format import MessageToDict
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from seisan_shared import catalogue, events, subjects
 from seisan_shared.cli.context import resolve
+from seisan_shared.cli.output import to_json
 from seisan_shared.transport import load_transport
 
 app = typer.Typer(help="Watch the event bus.", no_args_is_help=True)
@@ -21,7 +21,7 @@ app = typer.Typer(help="Watch the event bus.", no_args_is_help=True)
 
 def render(envelope: events.Envelope, as_json: bool) -> str:
     try:
-        payload = MessageToDict(events.unpack_payload(envelope), preserving_proto_field_name=True)
+        payload = to_json(events.unpack_payload(envelope))  # the shape of every --json
     except Exception:  # an event type this CLI does not know (newer publisher)
         payload = {"@type_url": envelope.payload.type_url, "@bytes": len(envelope.payload.value)}
     occurred = envelope.occurred_at.ToDatetime().isoformat(timespec="milliseconds") + "Z"
@@ -116,7 +116,12 @@ def tail(
 ) -> None:
     """Print events as they happen, decoded from protobuf (Ctrl-C to stop).
 
-    Example: `seisan events tail -s 'seisan.receipt.>'` while uploading a receipt.
+    With --json, one object per line; the payload in the shape of every --json (money as
+    amount_minor/currency/formatted, dates YYYY-MM-DD).
+
+    Example: seisan events tail -s 'seisan.receipt.>' while uploading a receipt
+
+    Who: anyone who can reach NATS (SEISAN_NATS_USER/_PASSWORD on a cluster).
     """
     target = resolve(nats_url=nats_url)
     if not target.nats_url:
