@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from seisan_shared import tracing
 from seisan_shared.context import CORRELATION_ID_HEADER, correlation_id_or_none
 from seisan_shared.grpc.server import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -46,6 +47,7 @@ class _CallMetadata:
         cid = self._correlation_id or correlation_id_or_none()
         if cid and CORRELATION_ID_HEADER not in present:
             pairs.append((CORRELATION_ID_HEADER, cid))
+        tracing.inject_metadata(pairs)
         return pairs
 
 

@@ -45,6 +45,7 @@ from grpc_reflection.v1alpha import reflection
 
 from seisan_shared.auth import TokenStore
 from seisan_shared.grpc.interceptors import server_interceptors
+from seisan_shared.metrics import RpcMetrics
 
 _log = logging.getLogger("seisan.grpc.server")
 
@@ -88,6 +89,7 @@ async def start_server(
     address: str = "127.0.0.1:0",
     tokens: TokenStore,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    metrics: RpcMetrics | None = None,
 ) -> RunningServer:
     """Build, bind and start a grpc.aio server with Seisan's interceptors, health and reflection.
 
@@ -95,10 +97,11 @@ async def start_server(
     :attr:`RunningServer.port`. Health reports SERVING for every registered
     service and for ``""`` once started. Reflection lists the registered
     services plus health and reflection, so ``grpcurl -plaintext host:port
-    list`` works without a token.
+    list`` works without a token. With ``metrics`` every call is counted and
+    timed (``seisan_grpc_server_*``).
     """
     server = grpc.aio.server(
-        interceptors=server_interceptors(tokens),
+        interceptors=server_interceptors(tokens, metrics=metrics),
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
