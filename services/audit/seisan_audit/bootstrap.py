@@ -24,6 +24,7 @@ from seisan_shared.auth import TokenStore
 from seisan_shared.bus import EventBus, EventConsumer
 from seisan_shared.faults import NO_FAULTS, Faults
 from seisan_shared.grpc import RunningServer, ServiceRegistration, start_server
+from seisan_shared.metrics import Metrics
 from seisan_shared.storage import Database, run_migrations
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -63,9 +64,14 @@ async def _stop_task(task: asyncio.Task[None], grace: float) -> None:
 
 
 async def start(
-    config: AuditConfig, stack: AsyncExitStack, *, faults: Faults = NO_FAULTS
+    config: AuditConfig,
+    stack: AsyncExitStack,
+    *,
+    faults: Faults = NO_FAULTS,
+    metrics: Metrics | None = None,
 ) -> AuditService:
-    """Start everything; ``stack`` stops it all (in reverse) when it closes."""
+    """Start everything; ``stack`` stops it all (in reverse) when it closes. With
+    ``metrics`` the consumer and the gRPC calls are reported on it."""
     db = await open_database(config.database())
     stack.push_async_callback(db.close)
 
@@ -84,6 +90,8 @@ async def start(
     )
     await consumer.provision()
     consuming = asyncio.create_task(consumer.run(), name="audit-consumer")
+    if metrics is not None:
+        metrics.watch(consumer)
 
     async def stop_consumer() -> None:
         consumer.stop()
@@ -110,6 +118,7 @@ async def start(
         ],
         address=config.grpc_address,
         tokens=TokenStore.load(config.tokens()),
+        metrics=metrics.rpc if metrics is not None else None,
     )
     stack.push_async_callback(server.stop, config.grace_seconds)
     return AuditService(db, bus, consumer, reader, checkpoints, server)
