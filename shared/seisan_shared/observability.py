@@ -13,6 +13,7 @@ Read from the environment, the process-specific variable winning over the genera
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -27,9 +28,9 @@ class ObservabilityConfig:
     log_level: str = "INFO"
 
 
-def load(process: str) -> ObservabilityConfig:
+def load(process: str, environ: Mapping[str, str] | None = None) -> ObservabilityConfig:
     """The settings of ``process`` (``intake-worker`` reads ``SEISAN_INTAKE_WORKER_*``)."""
-    return config.load(ObservabilityConfig, service=process.replace("-", "_"))
+    return config.load(ObservabilityConfig, environ, service=process.replace("-", "_"))
 
 
 def start(process: str, stack: AsyncExitStack, *, log_level: str | None = None) -> metrics.Metrics:

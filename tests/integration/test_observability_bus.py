@@ -20,9 +20,6 @@ from contextlib import asynccontextmanager
 import pytest
 from google.protobuf.struct_pb2 import Value
 from nats.aio.msg import Msg
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
@@ -35,23 +32,14 @@ from seisan_shared.bus.outbox import OutboxRelay, add_event
 from seisan_shared.events import Envelope, new_event
 from seisan_shared.storage import Database
 from seisan_shared.subjects import CLAIM_SUBMITTED, RECEIPT_CAPTURED, subject_for
+from support.spans import in_memory_spans
 
 Until = Callable[..., Awaitable[None]]
-_EXPORTER = InMemorySpanExporter()
 
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """An SDK tracer provider exporting into memory (process-global: installed once)."""
-    if not tracing.enabled():
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        trace.set_tracer_provider(provider)
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        pytest.skip("another tracer provider is installed in this process")
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+    yield from in_memory_spans()
 
 
 def scrape(server: metrics.MetricsServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
