@@ -88,3 +88,16 @@ async def test_a_call_is_a_server_span_under_the_callers_span(served, spans) -> 
         assert span.attributes["seisan.correlation_id"] == "corr-span"
     assert ok.attributes is not None and ok.attributes["rpc.grpc.status_code"] == "OK"
     assert failed.status.status_code is StatusCode.ERROR
+
+
+async def test_a_client_sends_the_correlation_id_from_its_environment(
+    served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, _registry, token = served
+    monkeypatch.setenv("SEISAN_CORRELATION_ID", "corr-from-env")
+    async with channel(running.address, token) as ch:
+        reply = await pb_grpc.ReceiptIntakeStub(ch).GetReceipt(pb.GetReceiptRequest(receipt_id="r"))
+    assert reply.receipt.note == "corr-from-env"  # FakeIntake echoes the bound id
+    async with channel(running.address, token, correlation_id="explicit") as ch:
+        reply = await pb_grpc.ReceiptIntakeStub(ch).GetReceipt(pb.GetReceiptRequest(receipt_id="r"))
+    assert reply.receipt.note == "explicit"
