@@ -278,7 +278,10 @@ def serve(registry: CollectorRegistry, address: str) -> MetricsServer | None:
     if parsed is None:
         return None
     host, port = parsed
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as err:
+        raise OSError(f"cannot serve metrics on {host}:{port}: {err.strerror or err}") from err
     running = MetricsServer(server, host, int(server.server_port))
     log.info("metrics on %s", running.url, extra={"metrics_url": running.url})
     return running

@@ -28,11 +28,11 @@ class ProcessSpec:
 
 
 STACK: tuple[ProcessSpec, ...] = (
-    ProcessSpec("audit", "seisan_audit", 50704, metrics_port=50724),
-    ProcessSpec("intake", "seisan_intake", 50701, metrics_port=50721),
-    ProcessSpec("intake-worker", "seisan_intake.worker", metrics_port=50730),
-    ProcessSpec("cards", "seisan_cards", 50702, metrics_port=50722),
-    ProcessSpec("payouts", "seisan_payouts", 50703, metrics_port=50723),
+    ProcessSpec("audit", "seisan_audit", 50704, metrics_port=50754),
+    ProcessSpec("intake", "seisan_intake", 50701, metrics_port=50751),
+    ProcessSpec("intake-worker", "seisan_intake.worker", metrics_port=50760),
+    ProcessSpec("cards", "seisan_cards", 50702, metrics_port=50752),
+    ProcessSpec("payouts", "seisan_payouts", 50703, metrics_port=50753),
 )
 
 GRPC_SERVICES = tuple(p for p in STACK if p.grpc_port is not None)

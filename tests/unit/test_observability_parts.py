@@ -145,11 +145,11 @@ def test_rpc_metrics_count_by_method_and_code() -> None:
 
 def test_seisan_up_gives_each_process_its_own_metrics_port_unless_told() -> None:
     env = {"SEISAN_NATS_URL": "nats://x"}
-    worker = ProcessSpec("intake-worker", "seisan_intake.worker", replicas=2, metrics_port=50730)
+    worker = ProcessSpec("intake-worker", "seisan_intake.worker", replicas=2, metrics_port=50760)
     children = [Child(spec, 1, env, "cyan") for spec in STACK] + [Child(worker, 2, env, "cyan")]
     urls = [c.enable_metrics() for c in children]
     assert len(set(urls)) == len(urls) and None not in urls
-    assert children[-1].env["SEISAN_INTAKE_WORKER_METRICS_ADDRESS"] == "127.0.0.1:50731"
+    assert children[-1].env["SEISAN_INTAKE_WORKER_METRICS_ADDRESS"] == "127.0.0.1:50761"
     assert "SEISAN_CARDS_METRICS_ADDRESS" not in env  # each child has its own copy
     told = Child(STACK[0], 1, {"SEISAN_METRICS_ADDRESS": "off"}, "cyan")
     assert told.enable_metrics() is None
