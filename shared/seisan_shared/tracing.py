@@ -101,7 +101,7 @@ def message_headers(subject: str, correlation_id: str) -> dict[str, str]:
     a PRODUCER span ``<subject> send`` opened (and ended) here under the current span."""
     headers: dict[str, str] = {}
     if correlation_id:
-        headers[CORRELATION_HEADER] = correlation_id
+        headers[CORRELATION_HEADER] = " ".join(correlation_id.split())  # one header line
     if enabled():
         with tracer().start_as_current_span(
             f"{subject} send",
