@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -165,3 +167,33 @@ def test_unknown_tracing_exporter_is_refused_and_none_installs_nothing() -> None
     headers = tracing.message_headers("seisan.receipt.captured", "corr-1")
     assert headers[tracing.CORRELATION_HEADER] == "corr-1"
     assert ("traceparent" in headers) == tracing.enabled()
+
+
+def test_otlp_without_its_package_names_the_extra_to_install() -> None:
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match=r"seisan\[otlp\]"):
+            tracing.configure("intake", "otlp")
+    else:
+        pytest.skip("the OTLP exporter is installed here")
+
+
+def test_console_tracing_prints_finished_spans_with_the_service_name() -> None:
+    # The tracer provider is process-global: try it in a fresh interpreter.
+    script = (
+        "from seisan_shared import tracing\n"
+        "shutdown = tracing.configure('cards', 'console')\n"
+        "headers = tracing.message_headers('seisan.match.confirmed', 'corr-c')\n"
+        "assert headers['traceparent'].startswith('00-'), headers\n"
+        "shutdown()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    span = json.loads(done.stdout[done.stdout.index("{") :])
+    assert span["name"] == "seisan.match.confirmed send"
+    assert span["kind"] == "SpanKind.PRODUCER"
+    assert span["attributes"]["seisan.correlation_id"] == "corr-c"
+    assert span["resource"]["attributes"]["service.name"] == "seisan-cards"
