@@ -3,6 +3,7 @@ and code (refused and failing ones too), and traced as a child of the caller's s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import grpc
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from test_grpc_bootstrap import INTAKE, FakeIntake
+from test_grpc_bootstrap import INTAKE, FakeIntake, _upload_parts
 
 from seisan.receipts.v1 import receipts_pb2 as pb
 from seisan.receipts.v1 import receipts_pb2_grpc as pb_grpc
@@ -101,3 +102,37 @@ async def test_a_client_sends_the_correlation_id_from_its_environment(
     async with channel(running.address, token, correlation_id="explicit") as ch:
         reply = await pb_grpc.ReceiptIntakeStub(ch).GetReceipt(pb.GetReceiptRequest(receipt_id="r"))
     assert reply.receipt.note == "explicit"
+
+
+async def test_streaming_calls_are_traced_and_counted_cleanly(
+    served, spans, caplog: pytest.LogCaptureFixture
+) -> None:
+    running, registry, token = served
+    with caplog.at_level(logging.ERROR, logger="opentelemetry"):
+        async with channel(running.address, token) as ch:
+            stub = pb_grpc.ReceiptIntakeStub(ch)
+            assert (await stub.UploadReceipt(_upload_parts())).receipt_id == "aiko:3000"
+            image = [
+                part.chunk
+                async for part in stub.GetReceiptImage(pb.GetReceiptImageRequest(receipt_id="r1"))
+            ]
+            assert image == [b"\xff\xd8", b"aiko"]
+            with pytest.raises(grpc.aio.AioRpcError):
+                _ = [
+                    p
+                    async for p in stub.GetReceiptImage(
+                        pb.GetReceiptImageRequest(receipt_id="boom")
+                    )
+                ]
+    names = sorted(
+        s.name.rsplit("/", 1)[1] for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER
+    )
+    assert names == ["GetReceiptImage", "GetReceiptImage", "UploadReceipt"]
+    assert not [r for r in caplog.records if r.name.startswith("opentelemetry")]
+    for method, code in (
+        ("UploadReceipt", "OK"),
+        ("GetReceiptImage", "OK"),
+        ("GetReceiptImage", "INTERNAL"),
+    ):
+        labels = {"grpc_service": INTAKE, "grpc_method": method, "grpc_code": code}
+        assert registry.value("seisan_grpc_server_handled_total", labels) == 1
