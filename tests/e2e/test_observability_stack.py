@@ -183,10 +183,23 @@ def test_one_correlation_id_from_upload_to_match_in_events_logs_and_metrics(stac
         ]
         assert len(buckets) >= 10
         assert value(after, "seisan_events_published_total", subject="seisan.receipt.captured") == 1
+        # The relay counts an event once it has marked it published, a moment after the ack
+        # that let cards consume it: poll, do not race it.
+        wait_for(
+            lambda: (
+                value(
+                    scrape(ports["worker"]),
+                    "seisan_events_published_total",
+                    subject="seisan.receipt.extracted",
+                )
+                == 1
+            ),
+            30,
+            "the worker's relay counted receipt.extracted",
+        )
         ocr = scrape(ports["worker"])
         assert value(ocr, "seisan_ocr_seconds_count") == 1
         assert value(ocr, "seisan_events_consumed_total", consumer="intake-ocr") == 1
-        assert value(ocr, "seisan_events_published_total", subject="seisan.receipt.extracted") == 1
 
         def cards_counted() -> bool:
             got = scrape(ports["cards"])
