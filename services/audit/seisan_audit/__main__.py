@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 
 from seisan_audit.bootstrap import start
 from seisan_audit.config import AuditConfig, load_config
+from seisan_shared import observability
 from seisan_shared.config import ConfigError
 from seisan_shared.faults import Faults
 from seisan_shared.grpc import wait_for_termination_signal
@@ -19,7 +20,10 @@ log = logging.getLogger("seisan.audit")
 
 async def run(config: AuditConfig, transport: TransportConfig) -> None:
     async with AsyncExitStack() as stack:
-        service = await start(config, stack, faults=Faults.from_env(), transport=transport)
+        metrics = observability.start("audit", stack)
+        service = await start(
+            config, stack, faults=Faults.from_env(), transport=transport, metrics=metrics
+        )
         log.info(
             "audit: consuming %s as %r, AuditTrail on %s, checkpoints in %s",
             "seisan.audit.recorded",

@@ -24,6 +24,7 @@ from seisan_shared.auth import TokenStore
 from seisan_shared.bus import EventBus, EventConsumer
 from seisan_shared.faults import NO_FAULTS, Faults
 from seisan_shared.grpc import RunningServer, ServiceRegistration, start_server
+from seisan_shared.metrics import Metrics
 from seisan_shared.storage import Database, run_migrations
 from seisan_shared.transport import TransportConfig
 
@@ -69,8 +70,10 @@ async def start(
     *,
     faults: Faults = NO_FAULTS,
     transport: TransportConfig | None = None,
+    metrics: Metrics | None = None,
 ) -> AuditService:
-    """Start everything; ``stack`` stops it all (in reverse) when it closes."""
+    """Start everything; ``stack`` stops it all (in reverse) when it closes. With
+    ``metrics`` the consumer and the gRPC calls are reported on it."""
     transport = transport or TransportConfig()
     db = await open_database(config.database())
     stack.push_async_callback(db.close)
@@ -90,6 +93,8 @@ async def start(
     )
     await consumer.provision()
     consuming = asyncio.create_task(consumer.run(), name="audit-consumer")
+    if metrics is not None:
+        metrics.watch(consumer)
 
     async def stop_consumer() -> None:
         consumer.stop()
@@ -118,6 +123,7 @@ async def start(
         tokens=TokenStore.load(config.tokens()),
         tls=transport.server_tls(),
         health_address=transport.health_address or None,
+        metrics=metrics.rpc if metrics is not None else None,
     )
     stack.push_async_callback(server.stop, config.grace_seconds)
     return AuditService(db, bus, consumer, reader, checkpoints, server)

@@ -17,10 +17,16 @@ from contextlib import AsyncExitStack
 
 from seisan.payouts.v1 import payouts_pb2_grpc
 from seisan_payouts import bootstrap, config
+from seisan_payouts.adapters.metrics import (
+    CLAIM_STATUSES,
+    PAYOUT_STATUSES,
+    claim_counts,
+    payout_counts,
+)
 from seisan_payouts.entrypoints import consumers
 from seisan_payouts.entrypoints.grpc_servicer import ReimbursementPayoutServicer
 from seisan_payouts.entrypoints.webhook import PATH, StripeWebhook, WebhookServer
-from seisan_shared import catalogue
+from seisan_shared import catalogue, observability
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
 from seisan_shared.bus.consumer import EventConsumer, stop_consumer
@@ -72,10 +78,11 @@ async def _embedded_stripe(cfg: config.PayoutsConfig, stack: AsyncExitStack) -> 
 async def serve() -> None:
     cfg = config.load()
     transport = load_transport("payouts")
-    bootstrap.configure_logging(cfg.log_level)
     faults = Faults.from_env()
     catalogue.import_all()
     async with AsyncExitStack() as stack:
+        metrics = observability.start("payouts", stack, log_level=cfg.log_level)
+        bootstrap.quiet_http_loggers()
         db = await Database(cfg.resolved_database_url).open()
         stack.push_async_callback(db.close)
         await run_migrations(db, bootstrap.MIGRATIONS)
@@ -87,6 +94,7 @@ async def serve() -> None:
 
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        metrics.watch(relay)
 
         stack.push_async_callback(stop_relay, relay, relay_task)
 
@@ -106,6 +114,21 @@ async def serve() -> None:
             faults=faults,
         )
         consumer_task = asyncio.create_task(consumer.run(), name="receipt-consumer")
+        metrics.watch(consumer)
+        metrics.track_states(
+            stack,
+            "seisan_payouts",
+            "Payouts by status (created, sending, sent, paid, failed, …).",
+            payout_counts(db),
+            known=PAYOUT_STATUSES,
+        )
+        metrics.track_states(
+            stack,
+            "seisan_claims",
+            "Claims by status (submitted, approved, rejected, payout_pending, paid).",
+            claim_counts(db),
+            known=CLAIM_STATUSES,
+        )
 
         stack.push_async_callback(stop_consumer, consumer, consumer_task)
 
@@ -137,6 +160,7 @@ async def serve() -> None:
             tokens=TokenStore.load(cfg.tokens_file),
             tls=transport.server_tls(),
             health_address=transport.health_address or None,
+            metrics=metrics.rpc,
         )
         stack.push_async_callback(server.stop, cfg.shutdown_grace_seconds)
         log.info(

@@ -46,6 +46,7 @@ from grpc_reflection.v1alpha import reflection
 
 from seisan_shared.auth import TokenStore
 from seisan_shared.grpc.interceptors import server_interceptors
+from seisan_shared.metrics import RpcMetrics
 from seisan_shared.transport import ServerTls
 
 _log = logging.getLogger("seisan.grpc.server")
@@ -97,6 +98,7 @@ async def start_server(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     tls: ServerTls | None = None,
     health_address: str | None = None,
+    metrics: RpcMetrics | None = None,
 ) -> RunningServer:
     """Build, bind and start a grpc.aio server with Seisan's interceptors, health and reflection.
 
@@ -110,10 +112,11 @@ async def start_server(
     makes the port TLS-only, mutual when it carries a client CA. Kubernetes
     ``grpc:`` probes cannot speak TLS, so ``health_address`` adds a second,
     plaintext port that serves nothing but ``grpc.health.v1.Health`` (the same
-    statuses).
+    statuses). With ``metrics`` every call is counted and timed
+    (``seisan_grpc_server_*``).
     """
     server = grpc.aio.server(
-        interceptors=server_interceptors(tokens),
+        interceptors=server_interceptors(tokens, metrics=metrics),
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
