@@ -99,6 +99,7 @@ def demo_stack(var: Path | None, ready_timeout: float = 90.0) -> Iterator[DemoSt
             "SEISAN_PAYOUTS_WEBHOOK_PORT": str(_free_port()),
             "SEISAN_PAYOUTS_STRIPE_LOCAL_PORT": str(_free_port()),
             "SEISAN_PAYOUTS_RAIL_POLL_SECONDS": "0.3",
+            "SEISAN_METRICS_ADDRESS": "127.0.0.1:0",  # /metrics on free ports, not up's fixed ones
             "PYTHONUNBUFFERED": "1",
         }
     )
