@@ -81,7 +81,7 @@ async def serve() -> None:
         bus = EventBus(cfg.nats_url, name="payouts")
         await bus.connect()
         stack.push_async_callback(bus.close)
-        await bus.ensure_streams()
+        await bus.ensure_streams(cfg.stream_replicas)
 
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
@@ -97,7 +97,7 @@ async def serve() -> None:
             api_base = await _embedded_stripe(cfg, stack)
         gateway = bootstrap.build_gateway(cfg, api_base)
         ports = bootstrap.build_ports(cfg, db, relay.wake, gateway)
-        rail, bank = bootstrap.build_rails(cfg, ports, gateway, faults)
+        rail, bank = bootstrap.build_rails(cfg, ports, gateway, faults, db)
 
         consumer = EventConsumer(
             bus,
