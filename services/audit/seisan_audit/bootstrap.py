@@ -72,7 +72,7 @@ async def start(
     bus = EventBus(config.nats_url, name="audit")
     await bus.connect()
     stack.push_async_callback(bus.close)
-    await bus.ensure_streams()
+    await bus.ensure_streams(config.stream_replicas)
 
     consumer = audit_consumer(
         bus,

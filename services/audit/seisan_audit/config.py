@@ -32,6 +32,7 @@ class StorageConfig:
 @dataclass(frozen=True, kw_only=True)
 class AuditConfig(StorageConfig):
     nats_url: str
+    stream_replicas: int = 1  # SEISAN_STREAM_REPLICAS: 3 on a three-node NATS cluster
     grpc_address: str = "127.0.0.1:50704"
     # Empty: <var_dir>/tokens.toml (what `seisan up` seeds).
     tokens_file: Path | None = None

@@ -38,7 +38,7 @@ async def serve() -> None:
         bus = EventBus(cfg.nats_url, name="intake")
         await bus.connect()
         stack.push_async_callback(bus.close)
-        await bus.ensure_streams()
+        await bus.ensure_streams(cfg.stream_replicas)
 
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")

@@ -13,6 +13,7 @@ from seisan_shared.stack import var_dir
 class IntakeConfig:
     nats_url: str
     tokens_file: Path
+    stream_replicas: int = 1  # SEISAN_STREAM_REPLICAS: 3 on a three-node NATS cluster
     var_dir: Path = Path("var")
     database_url: str = ""
     grpc_address: str = "127.0.0.1:50701"

@@ -34,7 +34,7 @@ async def work() -> None:
         bus = EventBus(cfg.nats_url, name="intake-worker")
         await bus.connect()
         stack.push_async_callback(bus.close)
-        await bus.ensure_streams()
+        await bus.ensure_streams(cfg.stream_replicas)
 
         relay = OutboxRelay(db, bus, faults=faults)
         worker = OcrWorker(
