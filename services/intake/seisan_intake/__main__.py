@@ -11,6 +11,7 @@ from seisan.receipts.v1 import receipts_pb2_grpc
 from seisan_intake import bootstrap, config
 from seisan_intake.entrypoints import status_consumer
 from seisan_intake.entrypoints.grpc_servicer import ReceiptIntakeServicer
+from seisan_shared import catalogue
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
 from seisan_shared.bus.consumer import EventConsumer, stop_consumer
@@ -30,6 +31,9 @@ async def serve() -> None:
     cfg = config.load()
     bootstrap.configure_logging(cfg.log_level)
     faults = Faults.from_env()
+    # The status consumer decodes cards' and payouts' events: their payload types must be
+    # in the descriptor pool, or every match.confirmed / claim.submitted is dead-lettered.
+    catalogue.import_all()
     async with AsyncExitStack() as stack:
         db = await Database(cfg.resolved_database_url).open()
         stack.push_async_callback(db.close)
