@@ -115,7 +115,8 @@ class EventBus:
         try:
             await asyncio.wait_for(
                 nc.connect(
-                    servers=[self.url],
+                    # "nats://a:4222,nats://b:4222": every server of a cluster, to fail over
+                    servers=[u.strip() for u in self.url.split(",") if u.strip()],
                     name=self.name,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,

@@ -47,7 +47,8 @@ def render(envelope: events.Envelope, as_json: bool) -> str:
 
 async def _tail(url: str, subject: str, replay: bool, count: int, as_json: bool) -> int:
     catalogue.import_all()
-    nc = await nats.connect(url, name="seisan-events-tail", max_reconnect_attempts=-1)
+    servers = [u.strip() for u in url.split(",") if u.strip()]  # a cluster: every server
+    nc = await nats.connect(servers, name="seisan-events-tail", max_reconnect_attempts=-1)
     js = nc.jetstream()
     stream = (
         subjects.DLQ_STREAM
