@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
+from typing import TypeVar
 
 import nats
 import nats.errors
@@ -38,6 +39,16 @@ log = logging.getLogger("seisan.bus")
 MSG_ID = "Nats-Msg-Id"
 DUPLICATE_WINDOW_S = 600.0
 _STREAM_NAME_IN_USE = 10058
+T = TypeVar("T")
+# What a JetStream API request meets while a node is down or a leader is being elected.
+_TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.ServerError,
+    TimeoutError,
+)
 
 
 class BusError(RuntimeError):
@@ -95,8 +106,10 @@ class EventBus:
         reconnect_wait: float = 0.5,
         ack_timeout: float = 10.0,
         window: int = 500,
+        provision_timeout: float = 60.0,
     ) -> None:
         self.url = url
+        self.provision_timeout = provision_timeout
         self.name = name
         self._connect_timeout = connect_timeout
         self._reconnect_wait = reconnect_wait
@@ -201,14 +214,42 @@ class EventBus:
 
     async def ensure_stream(self, config: StreamConfig) -> None:
         """Create ``config.name``, or bring an existing stream to ``config`` (idempotent)."""
-        js = self.js
-        try:
-            await js.add_stream(config)
-            return
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != _STREAM_NAME_IN_USE:
-                raise
-        await js.update_stream(config)
+
+        async def ensure() -> None:
+            js = self.js
+            try:
+                await js.add_stream(config)
+                return
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != _STREAM_NAME_IN_USE:
+                    raise
+            await js.update_stream(config)
+
+        await self.until_available(f"stream {config.name}", ensure)
+
+    async def until_available(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` (a JetStream API request), again while JetStream is briefly unavailable.
+
+        A process that starts while a cluster node is down, or while a stream or the
+        meta group elects a leader, gets timeouts, no responders or 503s for a few
+        seconds; it waits that out (up to ``provision_timeout``) instead of dying.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.provision_timeout
+        delay = 0.2
+        while True:
+            try:
+                return await call()
+            except _TRANSIENT as exc:
+                if loop.time() + delay > deadline:
+                    raise BusError(
+                        f"{what}: JetStream unavailable for {self.provision_timeout:.0f}s ({exc!r})"
+                    ) from exc
+                log.warning(
+                    "bus %s: %s: JetStream unavailable (%r); retrying", self.name, what, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     # -- publishing ------------------------------------------------------------------------
 
