@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -128,12 +129,15 @@ class Replica:
     process: ServiceProcess
     address: str | None  # gRPC, None for workers
     restarts: int = 0
+    _log_offset: int = 0
 
     @property
     def name(self) -> str:
         return f"{self.kind}.{self.index}"
 
     def start(self) -> None:
+        # The log file is appended to by every life: readiness is a line this life wrote.
+        self._log_offset = len(self.process.log())
         self.process.start()
 
     def wait_ready(self, timeout: float = 90.0) -> None:
@@ -141,7 +145,7 @@ class Replica:
             self.process.wait_serving(self.address, timeout)
             return
         deadline = time.monotonic() + timeout
-        while "OCR worker ready" not in self.process.log():
+        while "OCR worker ready" not in self.process.log()[self._log_offset :]:
             proc = self.process.proc
             if proc is None or proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited:\n{self.process.log()[-3000:]}")
@@ -323,15 +327,21 @@ class Receipt:
         return f"demo-{self.submitter}"
 
 
-def make_receipts(root: Path, count: int, seed: int) -> list[Receipt]:
-    """``count`` receipts; card receipts never share (total, date), so matches are unambiguous."""
-    out = root / "receipts"
-    generate_args = ["--count", str(count + count // 4 + 4), "--seed", str(seed)]
-    subprocess.run(
-        [sys.executable, str(TOOLS / "gen_japanese_receipts.py"), str(out), *generate_args],
-        check=True,
+def generate_receipts(root: Path, count: int, seed: int) -> subprocess.Popen[bytes]:
+    """Start drawing ``count`` receipts (and a few spare) under ``root/receipts``."""
+    tool = str(TOOLS / "gen_japanese_receipts.py")
+    spare = count // 4 + 4
+    argv = [sys.executable, tool, str(root / "receipts"), "--count", str(count + spare)]
+    argv += ["--seed", str(seed)]
+    return subprocess.Popen(
+        argv,
         stdout=subprocess.DEVNULL,
     )
+
+
+def load_receipts(root: Path, count: int) -> list[Receipt]:
+    """``count`` receipts; card receipts never share (total, date), so matches are unambiguous."""
+    out = root / "receipts"
     receipts: list[Receipt] = []
     seen: set[tuple[int, date]] = set()
     for image in sorted((out / "images").glob("*.jpg")):
@@ -408,6 +418,8 @@ async def correct_if_misread(api: Api, receipt: Receipt) -> bool:
     """What a submitter does when OCR got the total or date wrong; whether it was needed."""
     got = await get_receipt(api, receipt)
     fields = got.fields
+    if got.status in (receipts_pb2.RECEIPT_STATUS_MATCHED, receipts_pb2.RECEIPT_STATUS_CLAIMED):
+        return False  # already used as read (the pairing is checked at the end)
     right = (
         got.status == receipts_pb2.RECEIPT_STATUS_EXTRACTED
         and fields.total.amount.minor_units == receipt.total
@@ -640,20 +652,32 @@ class Chaos:
     _stop: bool = False
 
     def plan(self) -> list[str]:
+        """Each service kind ``rounds`` times, shuffled round by round."""
         order: list[str] = []
+        services = [k for k in KILL_KINDS if k != "nats"]
         for _ in range(self.rounds):
-            kinds = list(KILL_KINDS)
-            self.rng.shuffle(kinds)
-            order += kinds
+            self.rng.shuffle(services)
+            order += services
         return order
 
     async def run(self) -> None:
-        for kind in self.plan():
+        """Two independent loops, services and NATS, so their faults overlap at times (a
+        replica restarting while a NATS server is down or its streams elect a leader)."""
+        services = self.plan()
+        nats_gap = tuple(g * len(services) / self.rounds for g in self.spacing)
+        await asyncio.gather(
+            self._loop(services, self.spacing),
+            self._loop(["nats"] * self.rounds, (nats_gap[0], nats_gap[1])),
+        )
+
+    async def _loop(self, kinds: list[str], spacing: tuple[float, float]) -> None:
+        rng = random.Random(self.rng.random())
+        for kind in kinds:
             if self._stop:
                 return
-            await asyncio.sleep(self.rng.uniform(*self.spacing))
+            await asyncio.sleep(rng.uniform(*spacing))
             try:
-                await asyncio.to_thread(self.kill_and_restart, kind)
+                await asyncio.to_thread(self.kill_and_restart, kind, rng)
             except Exception as exc:
                 self.problems.append(f"{kind}: {exc}")
                 log(f"chaos: {kind} did not come back: {exc}")
@@ -661,17 +685,22 @@ class Chaos:
     def stop(self) -> None:
         self._stop = True
 
-    def kill_and_restart(self, kind: str) -> None:
-        down = self.rng.uniform(1.0, 4.0)
+    def kill_and_restart(self, kind: str, rng: random.Random) -> None:
+        down = rng.uniform(1.0, 4.0)
         if kind == "nats":
-            server = self.rng.choice(self.cluster.nats)
-            log(f"chaos: SIGKILL nats {server.name} (:{server.client_port}), down {down:.1f}s")
+            # Every other time the leader of SEISAN_EVENTS: the publishes in flight lose it.
+            leader = stream_leader(self.cluster.nats) if self.kills[kind] % 2 == 0 else None
+            server = leader or rng.choice(self.cluster.nats)
+            role = "the SEISAN_EVENTS leader " if server is leader else ""
+            log(
+                f"chaos: SIGKILL nats {role}{server.name} (:{server.client_port}), down {down:.1f}s"
+            )
             server.kill()
             time.sleep(down)
             server.start()
             server.wait_healthy(60)
         else:
-            replica = self.rng.choice(self.cluster.replicas[kind])
+            replica = rng.choice(self.cluster.replicas[kind])
             log(f"chaos: SIGKILL {replica.name}, down {down:.1f}s")
             replica.process.kill()
             time.sleep(down)
@@ -680,6 +709,25 @@ class Chaos:
             replica.wait_ready()
         self.kills[kind] += 1
         log(f"chaos: {kind} back")
+
+
+def stream_leader(servers: list[NatsServer]) -> NatsServer | None:
+    """The server leading ``SEISAN_EVENTS`` now (from any server's monitoring port)."""
+    for server in servers:
+        if not server.running:
+            continue
+        try:
+            url = f"{server.monitoring_url}/jsz?streams=true"
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                info = json.load(reply)
+        except (OSError, ValueError):
+            continue
+        for account in info.get("account_details") or []:
+            for stream in account.get("stream_detail") or []:
+                if stream.get("name") == subjects.EVENTS_STREAM:
+                    name = (stream.get("cluster") or {}).get("leader")
+                    return next((s for s in servers if s.name == name), None)
+    return None
 
 
 # -- the independent subscriber -----------------------------------------------------------
@@ -826,10 +874,17 @@ async def measure_ocr(api: Api, batch: list[Receipt]) -> float:
 
 
 async def flow(
-    args: argparse.Namespace, cluster: Cluster, api: Api, chaos: Chaos, outcome: Outcome
+    args: argparse.Namespace,
+    cluster: Cluster,
+    api: Api,
+    chaos: Chaos,
+    outcome: Outcome,
+    generator: subprocess.Popen[bytes],
 ) -> list[Receipt]:
     rng = random.Random(args.seed)
-    receipts = make_receipts(cluster.root, args.receipts, args.seed)
+    if await asyncio.to_thread(generator.wait) != 0:
+        raise RuntimeError("tools/gen_japanese_receipts.py failed")
+    receipts = load_receipts(cluster.root, args.receipts)
     outcome.receipts = len(receipts)
     employees = sorted({r.submitter for r in receipts if not r.card})
     await link_accounts(api, employees)
@@ -856,6 +911,12 @@ async def flow(
     rest = receipts[2 * bench :]
     waves += [rest[i : i + args.wave] for i in range(0, len(rest), args.wave)]
     for number, wave in enumerate(waves):
+        card = [r for r in wave if r.card]
+        # Odd waves: the statement first, so charges wait for receipts still being read
+        # (matched by the cards consumer); even waves: receipts first (matched on import).
+        statement_first = number % 2 == 1
+        if card and statement_first:
+            await import_statement(api, statement_csv(card, number), f"chaos-{number}.csv")
         for receipt in wave:
             if not receipt.receipt_id:
                 await upload(api, receipt)
@@ -864,8 +925,7 @@ async def flow(
         corrected = 0
         for receipt in wave:
             corrected += await correct_if_misread(api, receipt)
-        card = [r for r in wave if r.card]
-        if card:
+        if card and not statement_first:
             await import_statement(api, statement_csv(card, number), f"chaos-{number}.csv")
         personal = [r for r in wave if not r.card]
         for receipt in personal:
@@ -1095,6 +1155,7 @@ async def run(args: argparse.Namespace, root: Path) -> Outcome:
     cluster: Cluster | None = None
     api: Api | None = None
     sub: Subscriber | None = None
+    generator = generate_receipts(root, args.receipts, args.seed)  # while the stack starts
     try:
         nats_servers = await asyncio.to_thread(start_cluster, root)
         log(f"NATS cluster up: {', '.join(s.url for s in nats_servers)}")
@@ -1147,16 +1208,19 @@ async def run(args: argparse.Namespace, root: Path) -> Outcome:
         chaos = Chaos(
             cluster, random.Random(args.seed + 1), args.kills, (args.gap_min, args.gap_max)
         )
-        receipts = await flow(args, cluster, api, chaos, outcome)
+        receipts = await flow(args, cluster, api, chaos, outcome, generator)
         log(f"chaos done: kills {dict(chaos.kills)}")
         outcome.problems += chaos.problems
         await verify(cluster, api, receipts, sub, outcome)
         sub.stop()
         await sub_task
     finally:
+        if generator.poll() is None:
+            generator.kill()
         if api is not None:
             await api.close()
         if sub is not None:
+            sub.stop()
             await sub.close()
         if cluster is not None:
             for kind in reversed(list(cluster.replicas)):
@@ -1173,13 +1237,13 @@ async def run(args: argparse.Namespace, root: Path) -> Outcome:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--receipts", type=int, default=40, help="receipts in the flow")
+    parser.add_argument("--receipts", type=int, default=64, help="receipts in the flow")
     parser.add_argument(
         "--ocr-batch", type=int, default=8, help="receipts per OCR throughput measurement (0: skip)"
     )
-    parser.add_argument("--kills", type=int, default=2, help="rounds: kills of each kind")
-    parser.add_argument("--gap-min", type=float, default=2.0, help="seconds between kills, min")
-    parser.add_argument("--gap-max", type=float, default=8.0, help="seconds between kills, max")
+    parser.add_argument("--kills", type=int, default=3, help="rounds: kills of each kind")
+    parser.add_argument("--gap-min", type=float, default=1.0, help="seconds between kills, min")
+    parser.add_argument("--gap-max", type=float, default=5.0, help="seconds between kills, max")
     parser.add_argument("--wave", type=int, default=8, help="receipts per wave of the flow")
     parser.add_argument("--upload-gap", type=float, default=2.0, help="max seconds between uploads")
     parser.add_argument("--settle-timeout", type=float, default=240.0)
