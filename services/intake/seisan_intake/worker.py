@@ -56,7 +56,9 @@ async def work() -> None:
             handler=handle,
             prepare=worker.read,
             batch=1,
-            ack_wait=60.0,
+            # A slow read is kept alive every ack_wait/3; a short ack_wait only means that a
+            # receipt whose worker died (SIGKILL, OOM) goes to another worker within 15 s.
+            ack_wait=15.0,
             max_deliver=cfg.ocr_max_deliver,
             faults=faults,
         )
