@@ -96,6 +96,11 @@ RETRYABLE = {
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+def load() -> str:
+    """The 1-minute load average over the cores: other work on the machine skews OCR figures."""
+    return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -901,11 +906,11 @@ async def flow(
     bench = args.ocr_batch if args.ocr_batch * 2 < len(receipts) else 0
     if bench:
         one = await measure_ocr(api, sub, receipts[:bench])
-        log(f"OCR, one worker: {one:.2f} receipts/s over {bench}")
+        log(f"OCR, one worker: {one:.2f} receipts/s over {bench} (load {load()})")
         workers[1].start()
         await asyncio.to_thread(workers[1].wait_ready)
         two = await measure_ocr(api, sub, receipts[bench : 2 * bench])
-        log(f"OCR, two workers: {two:.2f} receipts/s over {bench}")
+        log(f"OCR, two workers: {two:.2f} receipts/s over {bench} (load {load()})")
         outcome.ocr_one, outcome.ocr_two = one, two
     else:
         workers[1].start()
