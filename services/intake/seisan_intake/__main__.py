@@ -67,7 +67,7 @@ async def serve() -> None:
 
         stack.push_async_callback(stop_consumer, status, status_task)
 
-        blobs = await bootstrap.build_blobs(cfg, bus.js)
+        blobs = await bus.until_available("blob store", lambda: bootstrap.build_blobs(cfg, bus.js))
         ports = bootstrap.build_ports(cfg, db, relay.wake, blobs)
         servicer = ReceiptIntakeServicer(ports, max_upload_bytes=cfg.max_upload_bytes)
         server = await start_server(

@@ -39,7 +39,9 @@ async def work() -> None:
         relay = OutboxRelay(db, bus, faults=faults)
         worker = OcrWorker(
             engine=engine,
-            blobs=await bootstrap.build_blobs(cfg, bus.js),
+            blobs=await bus.until_available(
+                "blob store", lambda: bootstrap.build_blobs(cfg, bus.js)
+            ),
             engine_name=engine_name,
             review_threshold=cfg.review_threshold,
         )
