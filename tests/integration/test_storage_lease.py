@@ -37,8 +37,11 @@ async def test_a_holder_whose_session_dies_loses_it_to_the_next(pg_db: Database)
         async with other.transaction() as session:  # the holder's process dies
             await session.execute(
                 sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                    # with a timeout, it returns once the backend is gone (PostgreSQL 14+)
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks"
                     " WHERE locktype = 'advisory' AND objid = :k"
+                    " AND database = (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database())"
                 ),
                 {"k": KEY},
             )
