@@ -33,8 +33,9 @@ flight — the recovery loop — and keeps doing so every ``poll_interval``.
 
 One driver per database: with several replicas on PostgreSQL only the holder of
 ``lease`` (an advisory lock) drives; the others stand by and take over when it
-dies. Two drivers on one payout could each decide a step had failed and retire
-the other's idempotency key, and so pay twice.
+dies. The steps above are written for one driver: two would send every Stripe
+request twice and race each other's lookups, attempt numbers and commits, with
+only idempotency keys and version checks between them and a second payment.
 """
 
 from __future__ import annotations
