@@ -45,7 +45,7 @@ from seisan_shared.cli.output import emit_json, money_text, progress_bar
 from seisan_shared.grpc.client import sync_channel
 
 statements_app = typer.Typer(
-    help="Card statements (treasury): import issuer files, list what was imported.",
+    help="Card statements (treasury): import issuer files; then `seisan reconcile report`.",
     no_args_is_help=True,
 )
 reconcile_app = typer.Typer(no_args_is_help=True)
@@ -69,7 +69,7 @@ STATUSES = {
 
 @statements_app.callback()
 def _statements() -> None:
-    """Card statements (treasury): import issuer files, list them; then `seisan reconcile`."""
+    """Card statements (treasury): import issuer files; then `seisan reconcile report`."""
 
 
 @reconcile_app.callback(invoke_without_command=True)
