@@ -9,9 +9,14 @@ seconds are comparable with each other, not absolute):
   v4 in 25/23/3, because v4 drops or garbles katakana (ビックカメラ → 力有町店),
   and Japanese merchant names are made of it. 2.9 s vs 8.3 s per receipt.
 * 20 SROIE scans: 20/19/17 vs 20/20/17, 3.7 s vs 6.6 s per receipt.
-* On a quiet machine this adapter reads a SROIE scan in about 1.3 s (p95 1.5 s)
-  and a phone-sized Japanese receipt in about 0.9 s (p95 1.05 s) with 2 threads;
-  loading the models takes about 0.5 s.
+* Where a receipt's time goes (12-MP phone photo, stored at 2,000 px, 35–70
+  lines, CPU seconds on this machine, 2026-11): recognition 0.75–0.9, detection
+  0.17, decoding, scaling and cropping 0.05, extraction 0.005; the pipeline
+  around it (upload, normalisation, commits, outbox relay, fetch) adds about
+  0.09 s of latency. Before the changes below recognition took 1.3 and
+  detection 0.25. The slow receipts are the long ones: recognition grows with
+  the total width of the lines (7,000–12,000 px at 48 px high).
+* Loading the models (and folding them, below) takes about 0.5 s.
 * The wheel ships the det/rec ONNX models and the character dictionary, so
   nothing is downloaded at run time. (It does not depend on onnxruntime, OpenCV
   or numpy itself: those are direct dependencies of ours.)
@@ -27,10 +32,18 @@ What this adapter does differently from the wheel's own ``ONNXPaddleOcr``:
   layout reorders around every convolution, which folding removes without
   changing what is computed (the same text and boxes on the bench receipts).
   Recognition takes about a third less CPU, detection about a quarter less.
-* Threads are set explicitly (`default_threads`) and idle threads do not spin:
-  two threads read a receipt 1.7× faster than one here for the same CPU time, so
-  one worker per 2 cores gets 2; several workers on one machine should get
+* Threads are set explicitly (`default_threads`) and idle threads do not spin.
+  Detection (one image) splits its operators over them; recognition runs its
+  batches side by side, one single-threaded run per thread, because splitting
+  the small operators of one batch cost 30 % more CPU in synchronisation. One
+  worker per 2 cores gets 2; several workers on one machine should get
   ``cores // workers`` each.
+* Tried and left out: int8 dynamic quantisation (convolutions became slower
+  and wrong; the matrix products alone saved 9 % but changed 14–18 of 369
+  lines), smaller or single-line recognition batches (8–20 % less CPU, but the
+  padding changes what the attention layers see and SROIE lost a company or a
+  date), ONNX Runtime's extended-only or basic optimisation (slower), spinning
+  threads (more CPU, no faster on a shared machine), flush-to-zero (no change).
 * Detection runs at `det_long_side` = 960 px (736 and 1,280 both lost fields on
   SROIE); each line is cropped from the image scaled to at most `crop_long_side`
   = 1,600 px (1,200 lost fields on SROIE) and recognised at 48 px high.
