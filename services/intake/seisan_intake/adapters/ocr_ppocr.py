@@ -16,8 +16,8 @@ seconds are comparable with each other, not absolute):
   0.09 s of latency. Before the changes below recognition took 1.3 and
   detection 0.25. The slow receipts are the long ones: recognition grows with
   the total width of the lines (7,000–12,000 px at 48 px high).
-* `make bench-intake` with one worker, load average 1.6–2.3 (2026-11-28):
-  ``intake: n=30 p50=0.65 p95=0.77 per_second=1.56 normalize_ms=41.5``.
+* `make bench-intake`, load average 0.5–2.0 (2026-11-28):
+  ``intake: n=30 p50=0.63 p95=0.80 per_second=1.80 normalize_ms=34.2``.
   Interleaved with the previous settings in the same period, the worker used
   1.14 instead of 1.57 CPU seconds per receipt.
 * Loading the models (and folding them, below) takes about 0.5 s.
