@@ -378,7 +378,16 @@ async def test_three_node_tls_cluster_with_accounts_keeps_r3_streams_through_a_n
         cards = await EventBus(seeds, name="cards", **cards_config.bus_options()).connect()
         try:
             await cards.ensure_streams(cards_config.stream_replicas)
-            info = await cards.js.stream_info(subjects.EVENTS_STREAM)
+            # Right after creation the followers may not be listed yet: wait until both are.
+            deadline = asyncio.get_running_loop().time() + 20
+            while True:
+                info = await cards.js.stream_info(subjects.EVENTS_STREAM)
+                followers = info.cluster.replicas if info.cluster else None
+                if (info.cluster and info.cluster.leader and len(followers or []) == 2) or (
+                    asyncio.get_running_loop().time() > deadline
+                ):
+                    break
+                await asyncio.sleep(0.2)
             assert info.config.num_replicas == 3
             assert info.cluster is not None and len(info.cluster.replicas or []) == 2
             assert await cards.publish(event(subjects.MATCH_CONFIRMED, 1)) == 1

