@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -19,6 +19,8 @@ class ProcessSpec:
     # gRPC port the process serves on by default; None for workers.
     grpc_port: int | None = None
     replicas: int = 1
+    # HTTP port the process serves people on by default (the web app); None for the rest.
+    http_port: int | None = None
 
     @property
     def env_prefix(self) -> str:
@@ -31,9 +33,11 @@ STACK: tuple[ProcessSpec, ...] = (
     ProcessSpec("intake-worker", "seisan_intake.worker"),
     ProcessSpec("cards", "seisan_cards", 50702),
     ProcessSpec("payouts", "seisan_payouts", 50703),
+    ProcessSpec("gateway", "seisan_gateway", http_port=8080),
 )
 
 GRPC_SERVICES = tuple(p for p in STACK if p.grpc_port is not None)
+HTTP_SERVICES = tuple(p for p in STACK if p.http_port is not None)
 
 
 def var_dir(environ: dict[str, str] | None = None) -> Path:
@@ -48,6 +52,8 @@ class StackFile:
     nats_url: str
     services: dict[str, str]
     supervisor_pid: int = 0
+    # name → URL people open (the web app).
+    web: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
     def path(var: Path) -> Path:
