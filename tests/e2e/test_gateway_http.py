@@ -4,7 +4,6 @@ roles, languages, amounts, and a receipt going from upload to extracted fields w
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,12 +11,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.webstack import SROIE, SROIE_SAMPLE, WebStack, running_stack
+from support.webstack import (
+    SROIE,
+    SROIE_SAMPLE,
+    WebStack,
+    csrf_of,
+    running_stack,
+    sign_in,
+    web_client,
+)
 
 pytestmark = pytest.mark.slow
-
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
@@ -26,24 +30,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
 
 
 def client(web: WebStack, **headers: str) -> httpx.Client:
-    return httpx.Client(base_url=web.url, headers=headers, timeout=30, follow_redirects=False)
-
-
-def csrf_of(html: str) -> str:
-    found = CSRF.search(html)
-    assert found, html[:2000]
-    return found.group(1)
-
-
-def sign_in(web: WebStack, token: str, **headers: str) -> tuple[httpx.Client, str]:
-    """A client holding a session for ``token``, and the session's CSRF token."""
-    c = client(web, **headers)
-    form = c.get("/signin")
-    reply = c.post("/signin", data={"token": token, "csrf": csrf_of(form.text)})
-    assert reply.status_code == 303, reply.text
-    page = c.get(reply.headers["location"])
-    assert page.status_code == 200, page.text
-    return c, csrf_of(page.text)
+    return web_client(web, **headers)
 
 
 def set_cookie_header(reply: httpx.Response, name: str) -> str:

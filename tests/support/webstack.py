@@ -8,6 +8,7 @@ never collide with a running stack or with each other.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from support.processes import free_port
@@ -126,3 +128,51 @@ def running_stack(root: Path, timeout: float = 90.0) -> Iterator[WebStack]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, html[:2000]
+    return found.group(1)
+
+
+def web_client(stack: WebStack, **headers: str) -> httpx.Client:
+    return httpx.Client(base_url=stack.url, headers=headers, timeout=30, follow_redirects=False)
+
+
+def sign_in(stack: WebStack, token: str, **headers: str) -> tuple[httpx.Client, str]:
+    """An HTTP client holding a session for ``token``, and the session's CSRF token."""
+    client = web_client(stack, **headers)
+    form = client.get("/signin")
+    reply = client.post("/signin", data={"token": token, "csrf": csrf_of(form.text)})
+    assert reply.status_code == 303, reply.text
+    page = client.get(reply.headers["location"])
+    assert page.status_code == 200, page.text
+    return client, csrf_of(page.text)
+
+
+def upload(client: httpx.Client, csrf: str, data: bytes, name: str, *, personal: bool) -> str:
+    """Upload through the web app as the client's user; the new receipt's id."""
+    reply = client.post(
+        "/receipts",
+        files={"file": (name, data, "image/jpeg")},
+        data={"paid_with": "personal" if personal else "company_card"},
+        headers={"x-csrf-token": csrf, "accept": "application/json"},
+    )
+    assert reply.status_code == 200, reply.text
+    (receipt,) = reply.json()["receipts"]
+    return str(receipt["receipt_id"])
+
+
+def wait_status(client: httpx.Client, receipt_id: str, status: str, patience: float = 150) -> dict:
+    """Poll the receipt's summary until it reaches ``status`` (bounded wait, not a timing test)."""
+    deadline = time.monotonic() + patience
+    while True:
+        summary = client.get(f"/receipts/{receipt_id}/summary").json()
+        if summary["status"] == status:
+            return dict(summary)
+        assert time.monotonic() < deadline, summary
+        time.sleep(0.5)
