@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
@@ -22,7 +21,7 @@ from seisan.cards.v1 import cards_pb2, cards_pb2_grpc
 from seisan_shared.grpc.client import sync_channel
 from support.browser import People
 from support.images import receipt_jpeg
-from support.webstack import SROIE, WebStack, sign_in, upload, wait_status
+from support.webstack import SROIE, WebStack, import_statement, sign_in, upload, wait_status
 
 pytestmark = pytest.mark.slow
 
@@ -34,20 +33,6 @@ def sroie(sample: str) -> bytes:
     if not path.exists():
         pytest.fail(f"shared data not found at {path} (../shared/data/sroie-dev)")
     return path.read_bytes()
-
-
-def import_statement(web: WebStack, csv: str, filename: str) -> str:
-    def parts() -> Iterator[cards_pb2.ImportStatementRequest]:
-        yield cards_pb2.ImportStatementRequest(
-            metadata=cards_pb2.ImportStatementMetadata(
-                format=cards_pb2.STATEMENT_FORMAT_GENERIC_CSV, filename=filename
-            )
-        )
-        yield cards_pb2.ImportStatementRequest(chunk=csv.encode())
-
-    with sync_channel(web.grpc["cards"], "demo-daichi") as channel:
-        reply = cards_pb2_grpc.CardReconciliationStub(channel).ImportStatement(parts())
-    return reply.statement.statement_id
 
 
 def wait_charge_status(web: WebStack, statement_id: str, status: int) -> cards_pb2.CardCharge:

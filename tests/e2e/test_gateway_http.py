@@ -4,24 +4,35 @@ roles, languages, amounts, and a receipt going from upload to extracted fields w
 from __future__ import annotations
 
 import json
+import re
+import signal
 import time
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 import httpx
 import pytest
 
+from seisan.payouts.v1 import payouts_pb2, payouts_pb2_grpc
+from seisan_shared.bus.natsserver import NatsServer
+from seisan_shared.grpc.client import sync_channel
+from support.processes import ServiceProcess
 from support.webstack import (
     SROIE,
     SROIE_SAMPLE,
     WebStack,
     csrf_of,
+    import_statement,
     running_stack,
     sign_in,
+    upload,
+    wait_status,
     web_client,
 )
 
 pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
@@ -192,3 +203,116 @@ def test_the_gateway_never_imports_a_service() -> None:
         text = source.read_text()
         for service in ("seisan_intake", "seisan_cards", "seisan_payouts", "seisan_audit"):
             assert f"import {service}" not in text and f"from {service}" not in text, source
+
+
+def test_sigterm_ends_live_feeds_and_drains(tmp_path: Path) -> None:
+    """Port 0 picks a free port (logged); SIGTERM ends an open live feed and exits 0."""
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(resources.files("seisan_shared").joinpath("demo_tokens.toml").read_text())
+    with NatsServer(tmp_path / "nats") as nats:
+        gateway = ServiceProcess(
+            "seisan_gateway",
+            {
+                "SEISAN_NATS_URL": nats.url,
+                "SEISAN_TOKENS_FILE": str(tokens),
+                "SEISAN_VAR_DIR": str(tmp_path),
+                "SEISAN_GATEWAY_HTTP_ADDRESS": "127.0.0.1:0",
+            },
+            tmp_path,
+            "gateway",
+        ).start()
+        try:
+            deadline = time.monotonic() + 30
+            while not (found := re.search(r"web app on (http://\S+)/", gateway.log())):
+                assert time.monotonic() < deadline, gateway.log()
+                time.sleep(0.1)
+            stack = WebStack(found.group(1), tmp_path, {}, {}, gateway.log_path)
+            c = web_client(stack)  # no services behind it: sign in and stream only
+            nonce = csrf_of(c.get("/signin").text)
+            assert c.post("/signin", data={"token": "demo-aiko", "csrf": nonce}).status_code == 303
+            with c.stream("GET", "/live/receipts", timeout=httpx.Timeout(30)) as live:
+                lines = live.iter_lines()
+                assert next(lines).startswith("retry:")
+                assert gateway.proc is not None
+                gateway.proc.send_signal(signal.SIGTERM)
+                rest = list(lines)  # the stream ends instead of hanging the shutdown
+            assert all(not line.startswith("event:") for line in rest)
+            assert gateway.wait_exit(30) == 0, gateway.log()[-2000:]
+            assert "gateway: stopped" in gateway.log()
+        finally:
+            gateway.kill()
+
+
+def test_staff_declares_a_missing_receipt_for_a_card_charge(web: WebStack) -> None:
+    statement_id = import_statement(
+        web,
+        "charge_id,card_last4,cardholder,transaction_date,posting_date,merchant,mcc,amount,"
+        "currency,original_amount,original_currency\n"
+        "tx-taxi-9,4242,Aiko Tanaka,2026-11-03,2026-11-04,NIHON KOTSU TAXI,4121,2480,JPY,,\n",
+        "taxi.csv",
+    )
+    aiko, csrf = sign_in(web, "demo-aiko")
+    listed = aiko.get("/charges")
+    assert "NIHON KOTSU TAXI" in listed.text and "¥2,480" in listed.text
+    charge_id = re.search(r'action="/charges/([^/"]+)/declare"', listed.text)
+    assert charge_id, listed.text
+    ben, _ = sign_in(web, "demo-ben")
+    assert "NIHON KOTSU TAXI" not in ben.get("/charges").text  # only the cardholder's own
+    unsigned = aiko.post(
+        f"/charges/{charge_id.group(1)}/declare",
+        data={"csrf": csrf, "description": "taxi", "purpose": "client visit"},
+    )
+    assert unsigned.status_code == 400  # the attestation box was not ticked
+    declared = aiko.post(
+        f"/charges/{charge_id.group(1)}/declare",
+        data={"csrf": csrf, "description": "taxi", "purpose": "client visit", "attest": "yes"},
+    )
+    assert declared.status_code == 303 and declared.headers["location"] == "/charges?msg=declared"
+    assert "NIHON KOTSU TAXI" not in aiko.get("/charges").text
+    daichi, _ = sign_in(web, "demo-daichi")
+    statement = daichi.get(f"/statements/{statement_id}")
+    assert statement.status_code == 200 and "Declared 1" in statement.text
+
+
+def test_a_claim_goes_from_submitted_to_paid(web: WebStack) -> None:
+    if not SROIE.exists():
+        pytest.skip(f"shared data not found at {SROIE}")
+    aiko, csrf = sign_in(web, "demo-aiko")
+    image = (SROIE / "images" / "X00016469612.jpg").read_bytes()
+    receipt_id = upload(aiko, csrf, image, "books.jpg", personal=True)
+    wait_status(aiko, receipt_id, "extracted")
+    aiko.post(
+        f"/receipts/{receipt_id}/correct",
+        data={"csrf": csrf, "total": "900", "currency": "JPY", "reason": "paid in yen"},
+    )
+    claims_page = aiko.get("/claims").text
+    assert f'value="{receipt_id}"' in claims_page  # offered for a claim
+    submitted = aiko.post(
+        "/claims", data={"csrf": csrf, "receipt": receipt_id, f"category-{receipt_id}": "supplies"}
+    )
+    assert submitted.status_code == 303, submitted.text
+    claim_path = submitted.headers["location"].split("?")[0]
+    claim_id = claim_path.rsplit("/", 1)[1]
+    assert "submitted" in aiko.get(claim_path).text
+
+    chika, chika_csrf = sign_in(web, "demo-chika")
+    assert claim_id[:8] in chika.get("/approvals").text
+    approved = chika.post(f"/approvals/{claim_id}/approve", data={"csrf": chika_csrf})
+    assert approved.status_code == 303, approved.text
+
+    with sync_channel(web.grpc["payouts"], "demo-daichi") as channel:
+        payouts_pb2_grpc.ReimbursementPayoutStub(channel).LinkPayeeAccount(
+            payouts_pb2.LinkPayeeAccountRequest(employee="aiko", create_test_account=True),
+            timeout=30,
+        )
+    daichi, daichi_csrf = sign_in(web, "demo-daichi")
+    request_id = re.search(r'name="request_id" value="([^"]+)"', daichi.get("/payouts").text)
+    assert request_id
+    ran = daichi.post("/payouts/run", data={"csrf": daichi_csrf, "request_id": request_id.group(1)})
+    assert ran.status_code == 303, ran.text
+    deadline = time.monotonic() + 60
+    while "paid" not in (page := aiko.get(claim_path).text).split('id="claim-status">')[1][:20]:
+        assert time.monotonic() < deadline, page
+        time.sleep(0.5)
+    payouts = daichi.get("/payouts").text
+    assert "aiko" in payouts and "¥900" in payouts and "paid" in payouts

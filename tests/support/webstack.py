@@ -23,6 +23,8 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from seisan.cards.v1 import cards_pb2, cards_pb2_grpc
+from seisan_shared.grpc.client import sync_channel
 from support.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -176,3 +178,17 @@ def wait_status(client: httpx.Client, receipt_id: str, status: str, patience: fl
             return dict(summary)
         assert time.monotonic() < deadline, summary
         time.sleep(0.5)
+
+
+def import_statement(web: WebStack, csv: str, filename: str) -> str:
+    def parts() -> Iterator[cards_pb2.ImportStatementRequest]:
+        yield cards_pb2.ImportStatementRequest(
+            metadata=cards_pb2.ImportStatementMetadata(
+                format=cards_pb2.STATEMENT_FORMAT_GENERIC_CSV, filename=filename
+            )
+        )
+        yield cards_pb2.ImportStatementRequest(chunk=csv.encode())
+
+    with sync_channel(web.grpc["cards"], "demo-daichi") as channel:
+        reply = cards_pb2_grpc.CardReconciliationStub(channel).ImportStatement(parts())
+    return reply.statement.statement_id
