@@ -8,6 +8,7 @@ stops taking connections and finishes the requests in flight (up to
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import sys
@@ -40,9 +41,10 @@ class _Server(uvicorn.Server):
 
 async def run(config: GatewayConfig) -> None:
     host, port = config.listen()
+    sock = listening_socket(host, port)  # first: a busy port fails before anything connects
     async with AsyncExitStack() as stack:
+        stack.callback(sock.close)
         app, deps = await build(config, stack)
-        sock = listening_socket(host, port)
         bound = sock.getsockname()[1]
         server = _Server(
             uvicorn.Config(
@@ -79,6 +81,11 @@ def main() -> int:
         asyncio.run(run(config))
     except TokenFileError as exc:
         log.error("gateway: %s", exc)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        log.error("gateway: cannot listen on %s: %s", config.http_address, exc.strerror)
         return 2
     return 0
 
