@@ -160,3 +160,22 @@ async def test_the_feed_delivers_only_to_the_receipts_owner() -> None:
             feed.deliver(ReceiptChange(f"r{n}", "ben", "receipt.captured", 1))
         assert ben.qsize() == 100
     assert feed.listeners() == 0
+
+
+def test_every_text_the_pages_show_has_a_japanese_form() -> None:
+    import re
+    from pathlib import Path
+
+    from seisan_gateway.entrypoints import labels, web
+
+    package = Path(web.__file__).resolve().parents[1]
+    shown: set[str] = set(labels.MESSAGES.values())
+    for source in [*package.rglob("*.html"), *package.rglob("*.py")]:
+        shown |= set(re.findall(r"""\bt\(\s*["']([^"']+)["']""", source.read_text()))
+    shown |= {text for _, text in web._nav(_everyone())}
+    assert len(shown) > 80
+    assert sorted(text for text in shown if text not in i18n.JA) == []
+
+
+def _everyone():  # type: ignore[no-untyped-def]
+    return SessionStore(60).create("emi", frozenset({"staff", "approver", "treasury"}), "t")
