@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from seisan_shared.bus.client import EventBus, PublishError
 from seisan_shared.bus.consumer import EventConsumer
-from seisan_shared.bus.outbox import OutboxRelay, add_event, add_events
+from seisan_shared.bus.outbox import OutboxRelay, add_event, add_events, stop_relay
 from seisan_shared.events import Envelope, new_event
 from seisan_shared.storage import Database
 from seisan_shared.storage.tables import outbox, processed_events
@@ -279,3 +279,46 @@ async def test_stop_ends_an_idle_consumer_promptly(bus: EventBus, sqlite_db: Dat
     await asyncio.sleep(0.3)  # now waiting in a 30 s pull request
     consumer.stop()
     await asyncio.wait_for(task, 2)
+
+
+async def test_a_consumer_stopped_while_provisioning_does_not_start_a_long_pull(
+    bus: EventBus, sqlite_db: Database
+) -> None:
+    async def handle(envelope: Envelope, session: AsyncSession) -> None:
+        pass
+
+    consumer = EventConsumer(
+        bus,
+        sqlite_db,
+        durable=f"sp_{uuid.uuid4().hex[:8]}",
+        filter_subjects=["seisan.>"],
+        handler=handle,
+        fetch_timeout=30,
+    )
+    task = asyncio.create_task(consumer.run())
+    await asyncio.sleep(0)  # run() is now inside provision(): no puller yet to interrupt
+    consumer.stop()
+    await asyncio.wait_for(task, 5)  # a 30 s pull would have been asked for otherwise
+
+
+async def test_stop_relay_lets_the_pass_finish_then_flushes_the_rest(
+    bus: EventBus, database: Database
+) -> None:
+    first = [make_event(n=i) for i in range(250)]
+    async with database.transaction() as session:
+        await add_events(session, first)
+    relay = OutboxRelay(database, bus, batch_size=100, poll_interval=0.05)
+    task = asyncio.create_task(relay.run())
+    await asyncio.sleep(0)  # the first pass has begun
+    relay.stop()
+    # A call committed after stop() but before the relay is gone must still go out.
+    late = [make_event(n=1000 + i) for i in range(5)]
+    async with database.transaction() as session:
+        await add_events(session, late)
+    await stop_relay(relay, task)
+    async with database.transaction() as session:
+        unpublished = await session.scalar(
+            sa.select(sa.func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+        )
+    assert unpublished == 0
+    assert (await bus.js.stream_info(EVENTS_STREAM)).state.messages == len(first) + len(late)

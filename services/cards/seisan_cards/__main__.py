@@ -20,7 +20,7 @@ from seisan_cards.entrypoints.receipt_consumer import receipt_consumer
 from seisan_cards.entrypoints.webhook import StripeIssuingWebhook, WebhookServer
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
-from seisan_shared.bus.outbox import OutboxRelay
+from seisan_shared.bus.outbox import OutboxRelay, stop_relay
 from seisan_shared.faults import Faults
 from seisan_shared.grpc.server import (
     ServiceRegistration,
@@ -49,13 +49,7 @@ async def serve() -> None:
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
 
-        async def stop_relay() -> None:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-            await relay.publish_pending()  # flush what the last calls committed
-
-        stack.push_async_callback(stop_relay)
+        stack.push_async_callback(stop_relay, relay, relay_task)
         ports = bootstrap.build_ports(cfg, db, relay.wake)
 
         consumer = receipt_consumer(bus, db, ports, faults=faults)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from contextlib import AsyncExitStack
 
@@ -14,7 +13,7 @@ from seisan_intake.entrypoints.grpc_servicer import ReceiptIntakeServicer
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
 from seisan_shared.bus.consumer import EventConsumer, stop_consumer
-from seisan_shared.bus.outbox import OutboxRelay
+from seisan_shared.bus.outbox import OutboxRelay, stop_relay
 from seisan_shared.faults import Faults
 from seisan_shared.grpc.server import (
     ServiceRegistration,
@@ -43,13 +42,7 @@ async def serve() -> None:
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
 
-        async def stop_relay() -> None:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-            await relay.publish_pending()  # flush what the last RPCs committed
-
-        stack.push_async_callback(stop_relay)
+        stack.push_async_callback(stop_relay, relay, relay_task)
 
         status = EventConsumer(
             bus,

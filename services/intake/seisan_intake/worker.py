@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from contextlib import AsyncExitStack
 from importlib.metadata import version
@@ -13,7 +12,7 @@ from seisan_intake.adapters.ocr_ppocr import PpOcrSettings, PpOcrV5Engine
 from seisan_intake.entrypoints.ocr_worker import DURABLE, FILTER, OcrWorker
 from seisan_shared.bus.client import EventBus
 from seisan_shared.bus.consumer import EventConsumer, stop_consumer
-from seisan_shared.bus.outbox import OutboxRelay
+from seisan_shared.bus.outbox import OutboxRelay, stop_relay
 from seisan_shared.faults import Faults
 from seisan_shared.grpc.server import wait_for_termination_signal
 from seisan_shared.storage import Database, run_migrations
@@ -68,10 +67,7 @@ async def work() -> None:
 
         async def stop_tasks() -> None:
             await stop_consumer(consumer, tasks[1])
-            tasks[0].cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await tasks[0]
-            await relay.publish_pending()
+            await stop_relay(relay, tasks[0])
 
         stack.push_async_callback(stop_tasks)
         log.info("OCR worker ready (%s) on durable %r", engine_name, DURABLE)

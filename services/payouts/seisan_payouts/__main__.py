@@ -24,7 +24,7 @@ from seisan_shared import catalogue
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
 from seisan_shared.bus.consumer import EventConsumer, stop_consumer
-from seisan_shared.bus.outbox import OutboxRelay
+from seisan_shared.bus.outbox import OutboxRelay, stop_relay
 from seisan_shared.faults import Faults
 from seisan_shared.grpc.server import (
     ServiceRegistration,
@@ -86,11 +86,7 @@ async def serve() -> None:
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
 
-        async def stop_relay() -> None:
-            await _cancel(relay_task)
-            await relay.publish_pending()  # flush what the last calls committed
-
-        stack.push_async_callback(stop_relay)
+        stack.push_async_callback(stop_relay, relay, relay_task)
 
         api_base = cfg.stripe_api_base
         if cfg.stripe_mode == "embedded":

@@ -184,6 +184,8 @@ class EventConsumer:
         if self._puller is None:
             self._puller = _Puller(self.bus, subjects.EVENTS_STREAM, self.durable)
             await self._puller.start()
+            if self._stopping:  # stop() came while provisioning
+                self._puller.interrupt()
 
     def stop(self) -> None:
         """Finish the batch in hand, then make :meth:`run` return (an idle fetch ends at once)."""
@@ -450,6 +452,7 @@ class _Puller:
         self._want = 0
         self._done: asyncio.Future[None] | None = None
         self._error: str | None = None
+        self._interrupted = False
 
     async def start(self) -> None:
         self._sub = await self._bus.nc.subscribe(f"{self._prefix}.*", cb=self._on_msg)
@@ -462,7 +465,7 @@ class _Puller:
 
     async def fetch(self, batch: int, expires: float) -> list[Msg]:
         """Up to ``batch`` messages; an empty list if none came within ``expires`` seconds."""
-        if len(self._buffer) < batch:
+        if len(self._buffer) < batch and not self._interrupted:
             self._request += 1
             self._want = batch
             self._done = asyncio.get_running_loop().create_future()
@@ -501,7 +504,8 @@ class _Puller:
             self._done.set_result(None)
 
     def interrupt(self) -> None:
-        """End the fetch in progress now with whatever it has."""
+        """End the fetch in progress now with whatever it has; later fetches return at once."""
+        self._interrupted = True
         self._finish()
 
 

@@ -125,6 +125,15 @@ class OutboxRelay:
         self._stopping = True
         self._wake.set()
 
+    async def flush(self) -> int:
+        """Publish every unpublished row, even after :meth:`stop`; the number published."""
+        total = 0
+        while True:
+            count = await self._publish_batch()
+            total += count
+            if count < self.batch_size:
+                return total
+
     async def publish_pending(self) -> int:
         """Publish every unpublished row, batch by batch; the number published."""
         total = 0
@@ -216,3 +225,28 @@ class OutboxRelay:
             backoff = self.poll_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+
+async def stop_relay(
+    relay: OutboxRelay, task: asyncio.Task[None], grace: float = 10.0, flush_timeout: float = 10.0
+) -> None:
+    """Stop ``relay`` running in ``task``, then publish what the last calls committed.
+
+    The relay is asked to stop and finishes the batch in hand; only past ``grace``
+    seconds is its task cancelled. Cancelling at once could cut a pass short inside
+    its database transaction, and the final flush would then wait on that
+    transaction's lock. A flush that cannot finish within ``flush_timeout`` (bus
+    gone) is given up: the rows stay in the outbox and the next start publishes
+    them.
+    """
+    relay.stop()
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        log.warning("outbox relay: still busy after %.1fs; cancelling", grace)
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    try:
+        await asyncio.wait_for(relay.flush(), flush_timeout)
+    except Exception as exc:  # shutting down: leave the rows for the next start
+        log.warning("outbox relay: final flush failed (%r); rows stay for the next start", exc)

@@ -35,6 +35,7 @@ import asyncio
 import faulthandler
 import logging
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -155,3 +156,12 @@ async def wait_for_termination_signal(watchdog_seconds: float = 10.0) -> None:
     _log.info("%s received; shutting down", got.name)
     if watchdog_seconds > 0:
         faulthandler.dump_traceback_later(watchdog_seconds, exit=False)
+        loop.call_later(watchdog_seconds, _dump_tasks)
+
+
+def _dump_tasks() -> None:
+    """Write every pending asyncio task's stack to stderr: where a hung shutdown awaits."""
+    for task in asyncio.all_tasks():
+        if not task.done():
+            print(f"-- asyncio task {task.get_name()}:", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
