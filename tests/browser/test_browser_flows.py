@@ -21,7 +21,15 @@ from seisan.cards.v1 import cards_pb2, cards_pb2_grpc
 from seisan_shared.grpc.client import sync_channel
 from support.browser import People
 from support.images import receipt_jpeg
-from support.webstack import SROIE, WebStack, import_statement, sign_in, upload, wait_status
+from support.webstack import (
+    SROIE,
+    WebStack,
+    import_statement,
+    sign_in,
+    submit_claim,
+    upload,
+    wait_status,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -128,12 +136,7 @@ def test_approver_rejects_a_claim_with_a_reason(web: WebStack, person: People) -
         data={"csrf": csrf, "total": "5,510", "currency": "JPY", "reason": "paid in yen"},
     )
     assert fixed.status_code == 303, fixed.text
-    submitted = aiko.post(
-        "/claims",
-        data={"csrf": csrf, "receipt": receipt_id, f"category-{receipt_id}": "supplies"},
-    )
-    assert submitted.status_code == 303, submitted.text
-    claim_id = submitted.headers["location"].split("/")[-1].split("?")[0]
+    claim_id = submit_claim(aiko, csrf, receipt_id, "supplies").rsplit("/", 1)[1]
 
     chika = person().sign_in("demo-chika")
     page = chika.go("/approvals")

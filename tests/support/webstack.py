@@ -192,3 +192,25 @@ def import_statement(web: WebStack, csv: str, filename: str) -> str:
     with sync_channel(web.grpc["cards"], "demo-daichi") as channel:
         reply = cards_pb2_grpc.CardReconciliationStub(channel).ImportStatement(parts())
     return reply.statement.statement_id
+
+
+def submit_claim(
+    client: httpx.Client, csrf: str, receipt_id: str, category: str, patience: float = 30
+) -> str:
+    """Claim one receipt through the web app; the claim's path.
+
+    The payout service learns of a receipt and its correction from the bus, a moment
+    after intake answered; until then it judges the receipt as it was (unknown, or in
+    MYR: refused). So a refusal is retried until the events have arrived (bounded).
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        reply = client.post(
+            "/claims",
+            data={"csrf": csrf, "receipt": receipt_id, f"category-{receipt_id}": category},
+        )
+        if reply.status_code == 303:
+            return reply.headers["location"].split("?")[0]
+        assert reply.status_code == 400, reply.text
+        assert time.monotonic() < deadline, reply.text
+        time.sleep(0.3)

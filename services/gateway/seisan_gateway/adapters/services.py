@@ -197,6 +197,32 @@ class Services:
         )
         return reply.report
 
+    async def import_statement(
+        self, token: str, data: bytes, filename: str
+    ) -> cards_pb2.ImportStatementResponse:
+        async def parts() -> AsyncIterator[cards_pb2.ImportStatementRequest]:
+            # Format unspecified: the service detects CSV, OFX, VCF, CDF and GL1025 by content.
+            yield cards_pb2.ImportStatementRequest(
+                metadata=cards_pb2.ImportStatementMetadata(filename=filename)
+            )
+            for start in range(0, len(data), UPLOAD_CHUNK):
+                yield cards_pb2.ImportStatementRequest(chunk=data[start : start + UPLOAD_CHUNK])
+
+        return await _call(
+            lambda: self.cards.ImportStatement(parts(), metadata=_auth(token), timeout=120)
+        )
+
+    async def request_missing(
+        self, token: str, statement_id: str
+    ) -> list[cards_pb2.MissingReceiptRequest]:
+        request = cards_pb2.RequestMissingReceiptsRequest(statement_id=statement_id)
+        reply = await _call(
+            lambda: self.cards.RequestMissingReceipts(
+                request, metadata=_auth(token), timeout=CALL_TIMEOUT
+            )
+        )
+        return list(reply.requests)
+
     async def confirm_match(self, token: str, match_id: str) -> cards_pb2.Match:
         request = cards_pb2.ConfirmMatchRequest(match_id=match_id)
         reply = await _call(
@@ -282,6 +308,13 @@ class Services:
             lambda: self.payouts.ListPayouts(request, metadata=_auth(token), timeout=CALL_TIMEOUT)
         )
         return list(reply.payouts)
+
+    async def link_test_account(self, token: str, employee: str) -> payouts_pb2.PayeeAccount:
+        request = payouts_pb2.LinkPayeeAccountRequest(employee=employee, create_test_account=True)
+        reply = await _call(
+            lambda: self.payouts.LinkPayeeAccount(request, metadata=_auth(token), timeout=60)
+        )
+        return reply.account
 
     async def create_payout_run(self, token: str, request_id: str) -> payouts_pb2.PayoutRun:
         request = payouts_pb2.CreatePayoutRunRequest(

@@ -164,6 +164,17 @@ JA: dict[str, str] = {
     "days": "日",
     "charges": "件",
     "Live": "ライブ",
+    "Import a statement": "明細を取り込む",
+    "Statement file": "明細ファイル",
+    "CSV, OFX/QFX, Visa VCF, Mastercard CDF or Amex GL1025": "CSV、OFX/QFX、Visa VCF、Mastercard CDF、Amex GL1025",
+    "Import": "取り込む",
+    "Imported.": "取り込みました。",
+    "Ask cardholders for missing receipts": "未提出の領収書を依頼",
+    "Cardholders were asked for their receipts.": "カード保有者に領収書の提出を依頼しました。",
+    "Link a test payout account": "テスト用の支払口座を連携",
+    "Link": "連携する",
+    "Account linked.": "口座を連携しました。",
+    "Left out of this run": "今回の支払から除外",
 }
 
 _CATALOGUES = {"ja": JA}

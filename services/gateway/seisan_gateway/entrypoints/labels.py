@@ -43,4 +43,7 @@ MESSAGES = {
     "confirmed": "Confirmed.",
     "matched": "Matched by hand.",
     "submitted": "submitted",
+    "imported": "Imported.",
+    "requested": "Cardholders were asked for their receipts.",
+    "linked": "Account linked.",
 }

@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -40,6 +41,25 @@ async def statements(request: Request, session: Session) -> Response:
         reverse=True,
     )
     return render(request, "statements.html", {"statements": rows})
+
+
+@page(*TREASURY_ROLES)
+async def import_statement(request: Request, session: Session) -> Response:
+    form = await form_of(request)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise errors.Refused("choose a statement file")
+    data = await upload.read()
+    reply = await deps(request).services.import_statement(session.token, data, upload.filename)
+    sid = reply.statement.statement_id
+    return RedirectResponse(f"/statements/{sid}?msg=imported", status_code=303)
+
+
+@page(*TREASURY_ROLES)
+async def request_missing(request: Request, session: Session) -> Response:
+    sid = request.path_params["sid"]
+    await deps(request).services.request_missing(session.token, sid)
+    return RedirectResponse(f"/statements/{sid}?msg=requested", status_code=303)
 
 
 @page(*TREASURY_ROLES)
@@ -115,8 +135,9 @@ async def manual(request: Request, session: Session) -> Response:
     return _back(text_field(form, "next"), "matched")
 
 
-@page(*TREASURY_ROLES)
-async def payouts(request: Request, session: Session) -> Response:
+async def _payouts_page(
+    request: Request, session: Session, notes: list[str] | None = None
+) -> Response:
     listed = await deps(request).services.list_payouts(session.token)
     runs: dict[str, list[payouts_pb2.Payout]] = defaultdict(list)
     for payout in listed:
@@ -124,15 +145,35 @@ async def payouts(request: Request, session: Session) -> Response:
     ordered = sorted(
         runs.items(), key=lambda kv: max(p.created_at.seconds for p in kv[1]), reverse=True
     )
-    return render(request, "payouts.html", {"runs": ordered, "request_id": str(uuid.uuid4())})
+    return render(
+        request,
+        "payouts.html",
+        {"runs": ordered, "request_id": str(uuid.uuid4()), "notes": notes or []},
+    )
+
+
+@page(*TREASURY_ROLES)
+async def payouts(request: Request, session: Session) -> Response:
+    return await _payouts_page(request, session)
 
 
 @page(*TREASURY_ROLES)
 async def run_payouts(request: Request, session: Session) -> Response:
     form = await form_of(request)
     request_id = text_field(form, "request_id") or str(uuid.uuid4())
-    await deps(request).services.create_payout_run(session.token, request_id)
-    return RedirectResponse("/payouts?msg=saved", status_code=303)
+    run = await deps(request).services.create_payout_run(session.token, request_id)
+    # The run's notes (who was left out and why) are shown once, on the page answering the run.
+    return await _payouts_page(request, session, list(run.notes))
+
+
+@page(*TREASURY_ROLES)
+async def link_account(request: Request, session: Session) -> Response:
+    form = await form_of(request)
+    employee = text_field(form, "employee")
+    if not employee:
+        raise errors.Refused("name the employee to link")
+    await deps(request).services.link_test_account(session.token, employee)
+    return RedirectResponse("/payouts?msg=linked", status_code=303)
 
 
 @page(*TREASURY_ROLES)
@@ -203,11 +244,14 @@ async def charts_page(request: Request, session: Session) -> Response:
 def routes() -> list[BaseRoute]:
     return [
         Route("/statements", statements),
+        Route("/statements", import_statement, methods=["POST"]),
         Route("/statements/{sid}", statement),
+        Route("/statements/{sid}/request-missing", request_missing, methods=["POST"]),
         Route("/matches/manual", manual, methods=["POST"]),
         Route("/matches/{mid}/confirm", confirm, methods=["POST"]),
         Route("/matches/{mid}/reject", reject, methods=["POST"]),
         Route("/payouts", payouts),
         Route("/payouts/run", run_payouts, methods=["POST"]),
+        Route("/payouts/link", link_account, methods=["POST"]),
         Route("/charts", charts_page),
     ]
