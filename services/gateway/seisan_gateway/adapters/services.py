@@ -121,17 +121,27 @@ class Services:
         *,
         status: int = 0,
         submitter: str = "",
-        page_size: int = 100,
+        limit: int = 1000,
     ) -> list[receipts_pb2.Receipt]:
-        request = receipts_pb2.ListReceiptsRequest(
-            status=status,  # type: ignore[arg-type]
-            submitter=submitter,
-            page_size=page_size,
-        )
-        reply = await _call(
-            lambda: self.intake.ListReceipts(request, metadata=_auth(token), timeout=CALL_TIMEOUT)
-        )
-        return list(reply.receipts)
+        """Newest first, following pages up to ``limit`` receipts."""
+        found: list[receipts_pb2.Receipt] = []
+        page_token = ""
+        while True:
+            request = receipts_pb2.ListReceiptsRequest(
+                status=status,  # type: ignore[arg-type]
+                submitter=submitter,
+                page_size=min(200, limit),
+                page_token=page_token,
+            )
+            reply = await _call(
+                lambda request=request: self.intake.ListReceipts(  # type: ignore[misc]
+                    request, metadata=_auth(token), timeout=CALL_TIMEOUT
+                )
+            )
+            found.extend(reply.receipts)
+            page_token = reply.next_page_token
+            if not page_token or len(found) >= limit:
+                return found[:limit]
 
     async def receipt_image(self, token: str, receipt_id: str) -> tuple[str, bytes]:
         request = receipts_pb2.GetReceiptImageRequest(receipt_id=receipt_id)

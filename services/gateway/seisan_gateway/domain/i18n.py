@@ -175,6 +175,7 @@ JA: dict[str, str] = {
     "Link": "連携する",
     "Account linked.": "口座を連携しました。",
     "Left out of this run": "今回の支払から除外",
+    "yours: another approver decides": "ご自身の申請：他の承認者が決裁します",
 }
 
 _CATALOGUES = {"ja": JA}
