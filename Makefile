@@ -75,3 +75,12 @@ bench-intake: $(STAMP) ## 12-MP photos: upload → receipt.extracted p50/p95, 1 
 
 clean: ## Remove local state (./var) and caches, keep the virtualenv
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+
+deploy-check: $(STAMP) ## deploy/: generated NATS config up to date, Kubernetes overlays render and pass the schemas (offline)
+	$(PY) tools/gen_nats_config.py --check
+	$(PY) tools/kustomize_lite.py deploy/k8s/overlays/dev --validate > /dev/null
+	$(PY) tools/kustomize_lite.py deploy/k8s/overlays/production --validate > /dev/null
+	@echo "deploy: nats config current, k8s overlays dev+production valid"
+
+nats-config: $(STAMP) ## Regenerate deploy/nats/*.conf and the NATS ConfigMap from seisan_shared.bus.accounts
+	$(PY) tools/gen_nats_config.py

@@ -95,3 +95,13 @@ def bound(principal: Principal | None = None, correlation: str | None = None) ->
     finally:
         _correlation_id.reset(correlation_token)
         _principal.reset(principal_token)
+
+
+@contextmanager
+def correlated(value: str) -> Iterator[None]:
+    """Bind only the correlation id for a block (an event being handled), then restore it."""
+    token = _correlation_id.set(value)
+    try:
+        yield
+    finally:
+        _correlation_id.reset(token)

@@ -19,6 +19,8 @@ class ProcessSpec:
     # gRPC port the process serves on by default; None for workers.
     grpc_port: int | None = None
     replicas: int = 1
+    # /metrics port under `seisan up` (replica i of a worker: metrics_port + i - 1).
+    metrics_port: int | None = None
     # HTTP port the process serves people on by default (the web app); None for the rest.
     http_port: int | None = None
 
@@ -28,11 +30,11 @@ class ProcessSpec:
 
 
 STACK: tuple[ProcessSpec, ...] = (
-    ProcessSpec("audit", "seisan_audit", 50704),
-    ProcessSpec("intake", "seisan_intake", 50701),
-    ProcessSpec("intake-worker", "seisan_intake.worker"),
-    ProcessSpec("cards", "seisan_cards", 50702),
-    ProcessSpec("payouts", "seisan_payouts", 50703),
+    ProcessSpec("audit", "seisan_audit", 50704, metrics_port=50754),
+    ProcessSpec("intake", "seisan_intake", 50701, metrics_port=50751),
+    ProcessSpec("intake-worker", "seisan_intake.worker", metrics_port=50760),
+    ProcessSpec("cards", "seisan_cards", 50702, metrics_port=50752),
+    ProcessSpec("payouts", "seisan_payouts", 50703, metrics_port=50753),
     ProcessSpec("gateway", "seisan_gateway", http_port=8080),
 )
 
@@ -52,6 +54,8 @@ class StackFile:
     nats_url: str
     services: dict[str, str]
     supervisor_pid: int = 0
+    # process label → its /metrics URL (only the ones `seisan up` turned on)
+    metrics: dict[str, str] = field(default_factory=dict)
     # name → URL people open (the web app).
     web: dict[str, str] = field(default_factory=dict)
 

@@ -13,6 +13,8 @@ EVENTS_STREAM = "SEISAN_EVENTS"
 EVENTS_SUBJECTS = (f"{SUBJECT_PREFIX}.>",)
 DLQ_STREAM = "SEISAN_DLQ"
 DLQ_PREFIX = "dlq"
+# Reply subjects: a connection signed in as NATS user U uses _INBOX.U (deploy/nats accounts).
+INBOX_PREFIX = "_INBOX"
 
 # receipt intake
 RECEIPT_CAPTURED = "receipt.captured"
@@ -49,6 +51,11 @@ def event_type_of(subject: str) -> str:
     if not subject.startswith(prefix):
         raise ValueError(f"{subject!r} is not a Seisan event subject")
     return subject[len(prefix) :]
+
+
+def inbox_prefix(user: str) -> str:
+    """The reply-subject prefix of NATS user ``user``: ``_INBOX.<user>`` (only it may read it)."""
+    return f"{INBOX_PREFIX}.{user}"
 
 
 def dlq_subject(consumer: str) -> str:

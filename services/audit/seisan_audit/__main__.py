@@ -9,16 +9,21 @@ from contextlib import AsyncExitStack
 
 from seisan_audit.bootstrap import start
 from seisan_audit.config import AuditConfig, load_config
+from seisan_shared import observability
 from seisan_shared.config import ConfigError
 from seisan_shared.faults import Faults
 from seisan_shared.grpc import wait_for_termination_signal
+from seisan_shared.transport import TransportConfig, load_transport
 
 log = logging.getLogger("seisan.audit")
 
 
-async def run(config: AuditConfig) -> None:
+async def run(config: AuditConfig, transport: TransportConfig) -> None:
     async with AsyncExitStack() as stack:
-        service = await start(config, stack, faults=Faults.from_env())
+        metrics = observability.start("audit", stack)
+        service = await start(
+            config, stack, faults=Faults.from_env(), transport=transport, metrics=metrics
+        )
         log.info(
             "audit: consuming %s as %r, AuditTrail on %s, checkpoints in %s",
             "seisan.audit.recorded",
@@ -33,10 +38,11 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config()
+        transport = load_transport("audit")
     except ConfigError as exc:
         log.error("audit: %s", exc)
         return 2
-    asyncio.run(run(config))
+    asyncio.run(run(config, transport))
     return 0
 
 

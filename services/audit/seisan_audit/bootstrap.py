@@ -24,7 +24,9 @@ from seisan_shared.auth import TokenStore
 from seisan_shared.bus import EventBus, EventConsumer
 from seisan_shared.faults import NO_FAULTS, Faults
 from seisan_shared.grpc import RunningServer, ServiceRegistration, start_server
+from seisan_shared.metrics import Metrics
 from seisan_shared.storage import Database, run_migrations
+from seisan_shared.transport import TransportConfig
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SERVICE_NAME: str = audit_pb2.DESCRIPTOR.services_by_name["AuditTrail"].full_name
@@ -63,16 +65,23 @@ async def _stop_task(task: asyncio.Task[None], grace: float) -> None:
 
 
 async def start(
-    config: AuditConfig, stack: AsyncExitStack, *, faults: Faults = NO_FAULTS
+    config: AuditConfig,
+    stack: AsyncExitStack,
+    *,
+    faults: Faults = NO_FAULTS,
+    transport: TransportConfig | None = None,
+    metrics: Metrics | None = None,
 ) -> AuditService:
-    """Start everything; ``stack`` stops it all (in reverse) when it closes."""
+    """Start everything; ``stack`` stops it all (in reverse) when it closes. With
+    ``metrics`` the consumer and the gRPC calls are reported on it."""
+    transport = transport or TransportConfig()
     db = await open_database(config.database())
     stack.push_async_callback(db.close)
 
-    bus = EventBus(config.nats_url, name="audit")
+    bus = EventBus(config.nats_url, name="audit", **transport.bus_options())
     await bus.connect()
     stack.push_async_callback(bus.close)
-    await bus.ensure_streams()
+    await bus.ensure_streams(transport.stream_replicas)
 
     consumer = audit_consumer(
         bus,
@@ -84,6 +93,8 @@ async def start(
     )
     await consumer.provision()
     consuming = asyncio.create_task(consumer.run(), name="audit-consumer")
+    if metrics is not None:
+        metrics.watch(consumer)
 
     async def stop_consumer() -> None:
         consumer.stop()
@@ -110,6 +121,9 @@ async def start(
         ],
         address=config.grpc_address,
         tokens=TokenStore.load(config.tokens()),
+        tls=transport.server_tls(),
+        health_address=transport.health_address or None,
+        metrics=metrics.rpc if metrics is not None else None,
     )
     stack.push_async_callback(server.stop, config.grace_seconds)
     return AuditService(db, bus, consumer, reader, checkpoints, server)

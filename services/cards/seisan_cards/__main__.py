@@ -15,9 +15,11 @@ from contextlib import AsyncExitStack
 
 from seisan.cards.v1 import cards_pb2_grpc
 from seisan_cards import bootstrap, config
+from seisan_cards.adapters.metrics import MATCH_STATUSES, match_counts
 from seisan_cards.entrypoints.grpc_servicer import CardReconciliationServicer
 from seisan_cards.entrypoints.receipt_consumer import receipt_consumer
 from seisan_cards.entrypoints.webhook import StripeIssuingWebhook, WebhookServer
+from seisan_shared import observability
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
 from seisan_shared.bus.outbox import OutboxRelay, stop_relay
@@ -28,26 +30,29 @@ from seisan_shared.grpc.server import (
     wait_for_termination_signal,
 )
 from seisan_shared.storage import Database, run_migrations
+from seisan_shared.transport import load_transport
 
 log = logging.getLogger("seisan.cards")
 
 
 async def serve() -> None:
     cfg = config.load()
-    bootstrap.configure_logging(cfg.log_level)
+    transport = load_transport("cards")
     faults = Faults.from_env()
     async with AsyncExitStack() as stack:
+        metrics = observability.start("cards", stack, log_level=cfg.log_level)
         db = await Database(cfg.resolved_database_url).open()
         stack.push_async_callback(db.close)
         await run_migrations(db, bootstrap.MIGRATIONS)
 
-        bus = EventBus(cfg.nats_url, name="cards")
+        bus = EventBus(cfg.nats_url, name="cards", **transport.bus_options())
         await bus.connect()
         stack.push_async_callback(bus.close)
-        await bus.ensure_streams()
+        await bus.ensure_streams(transport.stream_replicas)
 
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        metrics.watch(relay)
 
         stack.push_async_callback(stop_relay, relay, relay_task)
         ports = bootstrap.build_ports(cfg, db, relay.wake)
@@ -55,6 +60,14 @@ async def serve() -> None:
         consumer = receipt_consumer(bus, db, ports, faults=faults)
         await consumer.provision()
         consumer_task = asyncio.create_task(consumer.run(), name="receipt-consumer")
+        metrics.watch(consumer)
+        metrics.track_states(
+            stack,
+            "seisan_matches",
+            "Receipt-charge matches by status (proposed, confirmed, rejected, unmatched).",
+            match_counts(db),
+            known=MATCH_STATUSES,
+        )
 
         async def stop_consumer() -> None:
             consumer.stop()  # finish the batch in hand
@@ -77,7 +90,10 @@ async def serve() -> None:
             ],
             address=cfg.grpc_address,
             tokens=TokenStore.load(cfg.tokens_file),
+            tls=transport.server_tls(),
+            health_address=transport.health_address or None,
             max_message_bytes=4 * 1024 * 1024,
+            metrics=metrics.rpc,
         )
         stack.push_async_callback(server.stop, cfg.shutdown_grace_seconds)
         log.info("CardReconciliation serving on %s", server.address)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,13 +12,6 @@ from seisan_cards.handlers import CardsPorts
 from seisan_shared.storage import Database
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
 
 
 def build_ports(cfg: CardsConfig, db: Database, wake: Callable[[], None] | None) -> CardsPorts:

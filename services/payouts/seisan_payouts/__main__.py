@@ -17,10 +17,16 @@ from contextlib import AsyncExitStack
 
 from seisan.payouts.v1 import payouts_pb2_grpc
 from seisan_payouts import bootstrap, config
+from seisan_payouts.adapters.metrics import (
+    CLAIM_STATUSES,
+    PAYOUT_STATUSES,
+    claim_counts,
+    payout_counts,
+)
 from seisan_payouts.entrypoints import consumers
 from seisan_payouts.entrypoints.grpc_servicer import ReimbursementPayoutServicer
 from seisan_payouts.entrypoints.webhook import PATH, StripeWebhook, WebhookServer
-from seisan_shared import catalogue
+from seisan_shared import catalogue, observability
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
 from seisan_shared.bus.consumer import EventConsumer, stop_consumer
@@ -32,6 +38,7 @@ from seisan_shared.grpc.server import (
     wait_for_termination_signal,
 )
 from seisan_shared.storage import Database, run_migrations
+from seisan_shared.transport import load_transport
 
 log = logging.getLogger("seisan.payouts")
 
@@ -70,21 +77,24 @@ async def _embedded_stripe(cfg: config.PayoutsConfig, stack: AsyncExitStack) -> 
 
 async def serve() -> None:
     cfg = config.load()
-    bootstrap.configure_logging(cfg.log_level)
+    transport = load_transport("payouts")
     faults = Faults.from_env()
     catalogue.import_all()
     async with AsyncExitStack() as stack:
+        metrics = observability.start("payouts", stack, log_level=cfg.log_level)
+        bootstrap.quiet_http_loggers()
         db = await Database(cfg.resolved_database_url).open()
         stack.push_async_callback(db.close)
         await run_migrations(db, bootstrap.MIGRATIONS)
 
-        bus = EventBus(cfg.nats_url, name="payouts")
+        bus = EventBus(cfg.nats_url, name="payouts", **transport.bus_options())
         await bus.connect()
         stack.push_async_callback(bus.close)
-        await bus.ensure_streams()
+        await bus.ensure_streams(transport.stream_replicas)
 
         relay = OutboxRelay(db, bus, faults=faults)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        metrics.watch(relay)
 
         stack.push_async_callback(stop_relay, relay, relay_task)
 
@@ -104,6 +114,21 @@ async def serve() -> None:
             faults=faults,
         )
         consumer_task = asyncio.create_task(consumer.run(), name="receipt-consumer")
+        metrics.watch(consumer)
+        metrics.track_states(
+            stack,
+            "seisan_payouts",
+            "Payouts by status (created, sending, sent, paid, failed, …).",
+            payout_counts(db),
+            known=PAYOUT_STATUSES,
+        )
+        metrics.track_states(
+            stack,
+            "seisan_claims",
+            "Claims by status (submitted, approved, rejected, payout_pending, paid).",
+            claim_counts(db),
+            known=CLAIM_STATUSES,
+        )
 
         stack.push_async_callback(stop_consumer, consumer, consumer_task)
 
@@ -133,6 +158,9 @@ async def serve() -> None:
             ],
             address=cfg.grpc_address,
             tokens=TokenStore.load(cfg.tokens_file),
+            tls=transport.server_tls(),
+            health_address=transport.health_address or None,
+            metrics=metrics.rpc,
         )
         stack.push_async_callback(server.stop, cfg.shutdown_grace_seconds)
         log.info(

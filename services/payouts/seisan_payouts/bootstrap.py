@@ -19,11 +19,8 @@ from seisan_shared.storage import Database
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+def quiet_http_loggers() -> None:
+    """The Stripe SDK and httpx log every request at INFO; the rail logs what matters."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("stripe").setLevel(logging.WARNING)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import ssl
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 import nats
@@ -30,7 +31,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
-from seisan_shared import subjects
+from seisan_shared import subjects, tracing
 from seisan_shared.events import Envelope
 
 log = logging.getLogger("seisan.bus")
@@ -82,6 +83,10 @@ def dlq_stream_config(replicas: int = 1) -> StreamConfig:
 class EventBus:
     """A NATS connection that reconnects forever, with JetStream and Seisan's streams.
 
+    ``url`` may list several servers, comma-separated (the seeds of a cluster).
+    ``user``/``password`` and ``tls`` (an SSL context, used when the server
+    requires TLS or the URL says ``tls://``) come from
+    :meth:`seisan_shared.transport.TransportConfig.bus_options`.
     ``window`` bounds the publishes in flight in :meth:`publish_raw_many`;
     ``ack_timeout`` bounds how long any publish waits for JetStream's ack.
     """
@@ -95,9 +100,17 @@ class EventBus:
         reconnect_wait: float = 0.5,
         ack_timeout: float = 10.0,
         window: int = 500,
+        user: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        inbox_prefix: str | None = None,
     ) -> None:
         self.url = url
         self.name = name
+        self._user = user
+        self._password = password
+        self._tls = tls
+        self._inbox_prefix = inbox_prefix or subjects.INBOX_PREFIX
         self._connect_timeout = connect_timeout
         self._reconnect_wait = reconnect_wait
         self.ack_timeout = ack_timeout
@@ -115,8 +128,12 @@ class EventBus:
         try:
             await asyncio.wait_for(
                 nc.connect(
-                    servers=[self.url],
+                    servers=[u.strip() for u in self.url.split(",") if u.strip()],
                     name=self.name,
+                    user=self._user,
+                    password=self._password,
+                    tls=self._tls,
+                    inbox_prefix=self._inbox_prefix,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=self._reconnect_wait,  # type: ignore[arg-type]
@@ -217,22 +234,36 @@ class EventBus:
             subjects.subject_for(envelope.type),
             envelope.SerializeToString(),
             timeout=self.ack_timeout,
-            headers={MSG_ID: envelope.event_id},
+            headers={
+                **tracing.message_headers(
+                    subjects.subject_for(envelope.type), envelope.correlation_id
+                ),
+                MSG_ID: envelope.event_id,
+            },
         )
         return ack.seq
 
-    async def publish_raw_many(self, items: Sequence[tuple[str, bytes, str]]) -> int:
+    async def publish_raw_many(
+        self,
+        items: Sequence[tuple[str, bytes, str]],
+        *,
+        headers: Sequence[Mapping[str, str]] | None = None,
+    ) -> int:
         """Publish ``(subject, data, msg_id)`` items, ``window`` in flight; wait for every ack.
 
+        ``headers``, if given, holds extra NATS headers for each item (same
+        order): the correlation id and trace context the outbox stored.
         Returns the number acknowledged (duplicates included: JetStream already
         holds them). Raises :class:`PublishError` if any was not acknowledged,
         so the caller must not record any of them as published.
         """
         if not items:
             return 0
+        if headers is not None and len(headers) != len(items):
+            raise ValueError(f"{len(headers)} header sets for {len(items)} items")
         if self._pipeline is None:
             self._pipeline = _AckPipeline(self.nc, self.window)
-        return await self._pipeline.publish(items, self.ack_timeout)
+        return await self._pipeline.publish(items, self.ack_timeout, headers)
 
 
 class _AckPipeline:
@@ -260,7 +291,12 @@ class _AckPipeline:
         self._wake_at = 0
         self._waiter: asyncio.Future[None] | None = None
 
-    async def publish(self, items: Sequence[tuple[str, bytes, str]], ack_timeout: float) -> int:
+    async def publish(
+        self,
+        items: Sequence[tuple[str, bytes, str]],
+        ack_timeout: float,
+        headers: Sequence[Mapping[str, str]] | None = None,
+    ) -> int:
         async with self._lock:
             if self._sub is None:
                 self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
@@ -271,10 +307,16 @@ class _AckPipeline:
             sent = 0
             publish = self._nc.publish
             try:
-                for subject, data, msg_id in items:
+                for index, (subject, data, msg_id) in enumerate(items):
                     if sent - self._answered >= self._window:
                         await self._until(sent - self._window // 2, ack_timeout)
-                    await publish(subject, data, reply=reply, headers={MSG_ID: msg_id})
+                    extra = headers[index] if headers is not None else None
+                    await publish(
+                        subject,
+                        data,
+                        reply=reply,
+                        headers={**extra, MSG_ID: msg_id} if extra else {MSG_ID: msg_id},
+                    )
                     sent += 1
                 await self._until(sent, ack_timeout)
             except TimeoutError:

@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -58,7 +58,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from seisan_shared import subjects
+from seisan_shared import context, subjects, tracing
 from seisan_shared.bus.client import MSG_ID, EventBus
 from seisan_shared.events import Envelope, decode
 from seisan_shared.faults import NO_FAULTS, Faults
@@ -253,7 +253,8 @@ class EventConsumer:
         ready: list[tuple[Msg, Envelope]] = []
         for msg, envelope in items:
             try:
-                self._prepared[envelope.event_id] = await self.prepare(envelope)
+                with self._event_scope(msg, envelope, "prepare"):
+                    self._prepared[envelope.event_id] = await self.prepare(envelope)
             except Exception as exc:
                 await self._handler_failed(msg, envelope, exc)
                 continue
@@ -305,17 +306,18 @@ class EventConsumer:
         try:
             async with self.db.transaction() as session:
                 fresh = await self._claim(session, [env.event_id for _, env in chunk])
-                for index, (_, envelope) in enumerate(chunk):
+                for index, (msg, envelope) in enumerate(chunk):
                     if envelope.event_id not in fresh:
                         duplicates += 1
                         continue
                     fresh.discard(envelope.event_id)  # a twin later in the chunk is a duplicate
                     in_handler = index
-                    if self.prepare is not None:
-                        prepared = self._prepared.get(envelope.event_id)
-                        await self.handler(envelope, session, prepared)  # type: ignore[call-arg]
-                    else:
-                        await self.handler(envelope, session)  # type: ignore[call-arg]
+                    with self._event_scope(msg, envelope, "process"):
+                        if self.prepare is not None:
+                            prepared = self._prepared.get(envelope.event_id)
+                            await self.handler(envelope, session, prepared)  # type: ignore[call-arg]
+                        else:
+                            await self.handler(envelope, session)  # type: ignore[call-arg]
                     in_handler = None
                     handled += 1
                 committing = True
@@ -330,6 +332,29 @@ class EventConsumer:
             for msg, _ in chunk:
                 await msg.ack()
         return None
+
+    @contextlib.contextmanager
+    def _event_scope(self, msg: Msg, envelope: Envelope, operation: str) -> Iterator[None]:
+        """Bind the event's correlation id (log lines, events the handler emits) and open its
+        consumer span (a child of the producer's, from the ``traceparent`` header)."""
+        headers = msg.headers or {}
+        cid = (
+            envelope.correlation_id
+            or headers.get(tracing.CORRELATION_HEADER)
+            or envelope.event_id  # an event from before correlation ids: still one thread
+        )
+        with (
+            context.correlated(cid),
+            tracing.consumer_span(
+                headers,
+                subject=msg.subject,
+                consumer=self.durable,
+                event_id=envelope.event_id,
+                correlation_id=cid,
+                operation=operation,
+            ),
+        ):
+            yield
 
     async def _handler_failed(self, msg: Msg, envelope: Envelope, exc: Exception) -> None:
         deliveries = msg.metadata.num_delivered
@@ -384,6 +409,11 @@ class EventConsumer:
             CONSUMER_HEADER: self.durable,
             STREAM_SEQ_HEADER: str(meta.sequence.stream),
         }
+        cid = (envelope.correlation_id if envelope else "") or (msg.headers or {}).get(
+            tracing.CORRELATION_HEADER, ""
+        )
+        if cid:
+            headers[tracing.CORRELATION_HEADER] = _header_safe(cid)
         try:
             await self.bus.js.publish(
                 subjects.dlq_subject(self.durable),

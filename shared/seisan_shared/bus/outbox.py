@@ -33,15 +33,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, delete, insert, select, text, update
+from sqlalchemy import Row, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from seisan_shared import tracing
 from seisan_shared.bus.client import EventBus
 from seisan_shared.events import Envelope
 from seisan_shared.faults import NO_FAULTS, Faults
@@ -53,17 +56,29 @@ log = logging.getLogger("seisan.bus.outbox")
 
 _RELAY_LOCK_KEY = 0x5E15A0  # pg advisory lock id for "publishing the outbox"
 _MAX_BACKOFF_S = 5.0
-_OutboxRow = Row[int, str, str, bytes]  # seq, event_id, subject, payload
+_OutboxRow = Row[int, str, str, bytes, str]  # seq, event_id, subject, payload, headers
 
 
 def _row(envelope: Envelope, now: datetime) -> dict[str, object]:
+    subject = subject_for(envelope.type)
     return {
         "event_id": envelope.event_id,
-        "subject": subject_for(envelope.type),
+        "subject": subject,
         "payload": envelope.SerializeToString(),
-        "headers": "{}",
+        "headers": json.dumps(tracing.message_headers(subject, envelope.correlation_id)),
         "created_at": now,
     }
+
+
+def _headers(raw: str) -> dict[str, str]:
+    """The NATS headers stored with a row (correlation id, trace context); {} if unreadable."""
+    try:
+        loaded = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(loaded, dict):
+        return {}
+    return {str(k): str(v) for k, v in loaded.items()}
 
 
 async def add_event(session: AsyncSession, envelope: Envelope) -> None:
@@ -81,10 +96,16 @@ async def add_events(session: AsyncSession, envelopes: Iterable[Envelope]) -> No
 
 @dataclass
 class RelayStats:
+    """What a relay has done since it started (read by :mod:`seisan_shared.metrics`)."""
+
     published: int = 0
     passes: int = 0
     errors: int = 0
     pruned: int = 0
+    published_by_subject: Counter[str] = field(default_factory=Counter)
+    # As of the last lag sample: unpublished rows and the oldest one's creation time.
+    pending: int = 0
+    oldest_pending_at: datetime | None = None
 
 
 class OutboxRelay:
@@ -103,6 +124,7 @@ class OutboxRelay:
         poll_interval: float = 0.25,
         keep_published: timedelta = timedelta(days=7),
         prune_every: float = 3600.0,
+        lag_sample_every: float = 5.0,
         faults: Faults = NO_FAULTS,
     ) -> None:
         self.db = db
@@ -111,6 +133,7 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.keep_published = keep_published
         self.prune_every = prune_every
+        self.lag_sample_every = lag_sample_every
         self.faults = faults
         self.stats = RelayStats()
         self._wake = asyncio.Event()
@@ -166,7 +189,13 @@ class OutboxRelay:
 
     async def _unpublished(self, session: AsyncSession) -> Sequence[_OutboxRow]:
         result = await session.execute(
-            select(outbox.c.seq, outbox.c.event_id, outbox.c.subject, outbox.c.payload)
+            select(
+                outbox.c.seq,
+                outbox.c.event_id,
+                outbox.c.subject,
+                outbox.c.payload,
+                outbox.c.headers,
+            )
             .where(outbox.c.published_at.is_(None))
             .order_by(outbox.c.seq)
             .limit(self.batch_size)
@@ -175,7 +204,10 @@ class OutboxRelay:
 
     async def _publish(self, rows: Sequence[_OutboxRow]) -> None:
         self.faults.hit("outbox.before_publish")
-        await self.bus.publish_raw_many([(r.subject, r.payload, r.event_id) for r in rows])
+        await self.bus.publish_raw_many(
+            [(r.subject, r.payload, r.event_id) for r in rows],
+            headers=[_headers(r.headers) for r in rows],
+        )
         self.faults.hit("outbox.after_publish")
 
     async def _mark(self, session: AsyncSession, rows: Sequence[_OutboxRow]) -> None:
@@ -185,6 +217,28 @@ class OutboxRelay:
             .values(published_at=datetime.now(UTC))
         )
         self.stats.published += len(rows)
+        self.stats.published_by_subject.update(r.subject for r in rows)
+
+    async def sample_lag(self) -> tuple[int, datetime | None]:
+        """Count the unpublished rows and find the oldest one's time (both use the
+        ``published_at, seq`` index); kept in :attr:`stats` for the metrics."""
+        async with self.db.transaction() as session:
+            pending = int(
+                await session.scalar(
+                    select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+                )
+                or 0
+            )
+            oldest = await session.scalar(
+                select(outbox.c.created_at)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.seq)
+                .limit(1)
+            )
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
+        self.stats.pending, self.stats.oldest_pending_at = pending, oldest
+        return pending, oldest
 
     async def prune(self) -> int:
         """Delete rows published more than ``keep_published`` ago; the number deleted."""
@@ -206,11 +260,17 @@ class OutboxRelay:
         unpublished rows simply stay in the outbox until a pass succeeds.
         """
         backoff = self.poll_interval
-        next_prune = time.monotonic()
+        next_prune = next_lag_sample = time.monotonic()
         while not self._stopping:
             self._wake.clear()
             try:
-                await self.publish_pending()
+                if time.monotonic() >= next_lag_sample:
+                    # Before publishing: a relay that cannot publish still reports its lag.
+                    next_lag_sample = time.monotonic() + self.lag_sample_every
+                    await self.sample_lag()
+                if await self.publish_pending():
+                    # Drained what it saw; rows committed meanwhile show at the next sample.
+                    self.stats.pending, self.stats.oldest_pending_at = 0, None
                 if time.monotonic() >= next_prune:
                     await self.prune()
                     next_prune = time.monotonic() + self.prune_every

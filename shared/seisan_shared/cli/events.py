@@ -14,6 +14,7 @@ from nats.js.errors import NotFoundError
 
 from seisan_shared import catalogue, events, subjects
 from seisan_shared.cli.context import resolve
+from seisan_shared.transport import load_transport
 
 app = typer.Typer(help="Watch the event bus.", no_args_is_help=True)
 
@@ -47,7 +48,9 @@ def render(envelope: events.Envelope, as_json: bool) -> str:
 
 async def _tail(url: str, subject: str, replay: bool, count: int, as_json: bool) -> int:
     catalogue.import_all()
-    nc = await nats.connect(url, name="seisan-events-tail", max_reconnect_attempts=-1)
+    # SEISAN_NATS_USER/_PASSWORD (the `reader` user on a cluster) and SEISAN_TLS_* if set.
+    signin = {k: v for k, v in load_transport().bus_options().items() if v is not None}
+    nc = await nats.connect(url, name="seisan-events-tail", max_reconnect_attempts=-1, **signin)
     js = nc.jetstream()
     stream = (
         subjects.DLQ_STREAM

@@ -10,11 +10,17 @@ import typer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from seisan_shared.cli.context import resolve
+from seisan_shared.transport import load_transport
 
 
 async def check(address: str, deadline_seconds: float = 2.0) -> str:
     """The service's overall status name (SERVING, NOT_SERVING…) or UNREACHABLE."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    tls = load_transport().client_tls()  # SEISAN_TLS_CA (+ cert/key for mutual TLS) if set
+    if tls is not None:
+        opened = grpc.aio.secure_channel(address, tls.credentials())
+    else:
+        opened = grpc.aio.insecure_channel(address)
+    async with opened as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = await stub.Check(

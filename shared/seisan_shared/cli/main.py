@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from seisan_shared.cli import events, health, tokens, up
+from seisan_shared.cli import certs, events, health, tokens, up
 from seisan_shared.cli.context import CliError
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.command("up")(up.up)
 app.command("health")(health.health)
 app.add_typer(events.app, name="events")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(certs.app, name="certs")
 
 
 def _load_plugins() -> None:

@@ -73,11 +73,24 @@ async def http_ready(url: str, patience: float = 10.0) -> bool:
 class Child:
     def __init__(self, spec: ProcessSpec, index: int, env: dict[str, str], colour: str) -> None:
         self.spec = spec
+        self.index = index
         self.label = spec.name if spec.replicas == 1 else f"{spec.name}.{index}"
-        self.env = env
+        self.env = dict(env)
         self.colour = colour
         self.proc: asyncio.subprocess.Process | None = None
         self.stopping = False
+
+    def enable_metrics(self) -> str | None:
+        """Give this process its own /metrics port unless the environment already says where
+        (or ``off``); the URL to scrape, if this supervisor chose it."""
+        key = self.spec.env_prefix + "METRICS_ADDRESS"
+        if self.spec.metrics_port is None or key in self.env:
+            return None
+        if "SEISAN_METRICS_ADDRESS" in self.env:
+            return None
+        address = f"127.0.0.1:{self.spec.metrics_port + self.index - 1}"
+        self.env[key] = address
+        return f"http://{address}/metrics"
 
     async def run(self) -> None:
         backoff = 1.0
@@ -150,13 +163,13 @@ async def supervise(var: Path, ready_timeout: float) -> int:
     for spec in HTTP_SERVICES:
         key = spec.env_prefix + "HTTP_ADDRESS"
         web[spec.name] = "http://" + base_env.setdefault(key, f"127.0.0.1:{spec.http_port}") + "/"
-    StackFile(nats_url, addresses, os.getpid(), web).write(var)
-
     children = [
         Child(spec, i, base_env, COLOURS[n % len(COLOURS)])
         for n, spec in enumerate(STACK)
         for i in range(1, spec.replicas + 1)
     ]
+    metrics = {c.label: url for c in children if (url := c.enable_metrics())}
+    StackFile(nats_url, addresses, os.getpid(), metrics, web).write(var)
     tasks = [asyncio.create_task(c.run()) for c in children]
 
     stop = asyncio.Event()
@@ -173,6 +186,8 @@ async def supervise(var: Path, ready_timeout: float) -> int:
                 _echo("seisan", "bright_green", f"all services SERVING after {took:.1f}s:")
                 for name, addr in addresses.items():
                     _echo("seisan", "bright_green", f"  {name:<8} grpc://{addr}")
+                for label, url in metrics.items():
+                    _echo("seisan", "bright_green", f"  {label:<8} {url}")
                 for name, url in web.items():
                     ready = "" if await http_ready(url) else " (not answering yet)"
                     _echo("seisan", "bright_green", f"  {name:<8} {url}{ready}")

@@ -1,11 +1,15 @@
 """Channels to Seisan services that send the bearer token and a correlation id on every call.
 
-Plaintext is meant for loopback only. Pass ``root_certificates`` (PEM bytes)
-for TLS; certificate management itself is a separate concern.
+Plaintext is meant for loopback only. Pass ``tls`` (a
+:class:`~seisan_shared.transport.ClientTls`: the CA, and a client certificate
+for mutual TLS; ``TransportConfig.client_tls()`` builds it from
+``SEISAN_TLS_*``) or just ``root_certificates`` (PEM bytes) for TLS.
 
-The correlation id sent is, in order: the one given to :func:`channel`, the
-one bound to the current context (so a servicer calling another service
-passes its caller's id along), or none (the server then makes one up). An
+The correlation id sent is, in order: the one given to :func:`channel`,
+``SEISAN_CORRELATION_ID`` from the environment (so a person can tie CLI
+commands to a receipt's thread), the one bound to the current context (so a
+servicer calling another service passes its caller's id along), or none (the
+server then makes one up). With tracing on, ``traceparent`` goes too. An
 ``x-correlation-id`` or ``authorization`` the caller puts in a call's own
 metadata wins over the channel's.
 """
@@ -13,15 +17,31 @@ metadata wins over the channel's.
 from __future__ import annotations
 
 import collections
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
 
+from seisan_shared import tracing
 from seisan_shared.context import CORRELATION_ID_HEADER, correlation_id_or_none
 from seisan_shared.grpc.server import DEFAULT_MAX_MESSAGE_BYTES
+from seisan_shared.transport import ClientTls
+
+#: A client-side setting: the correlation id every channel built here sends.
+CORRELATION_ID_ENV = "SEISAN_CORRELATION_ID"
 
 _AUTHORIZATION = "authorization"
+
+
+def _credentials(
+    tls: ClientTls | None, root_certificates: bytes | None
+) -> grpc.ChannelCredentials | None:
+    if tls is not None:
+        return tls.credentials()
+    if root_certificates is not None:
+        return grpc.ssl_channel_credentials(root_certificates)
+    return None
 
 
 def _options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -46,6 +66,7 @@ class _CallMetadata:
         cid = self._correlation_id or correlation_id_or_none()
         if cid and CORRELATION_ID_HEADER not in present:
             pairs.append((CORRELATION_ID_HEADER, cid))
+        tracing.inject_metadata(pairs)
         return pairs
 
 
@@ -90,21 +111,23 @@ def channel(
     *,
     correlation_id: str | None = None,
     root_certificates: bytes | None = None,
+    tls: ClientTls | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> grpc.aio.Channel:
     """A grpc.aio channel to ``address`` (``host:port``) sending ``token`` as a bearer token.
 
     Use as ``async with channel(addr, token) as ch: stub = FooStub(ch)``.
     """
-    metadata = _CallMetadata(token, correlation_id)
+    metadata = _CallMetadata(token, correlation_id or os.environ.get(CORRELATION_ID_ENV))
     interceptors = [
         kind(metadata)
         for kind in (_AioUnaryUnary, _AioUnaryStream, _AioStreamUnary, _AioStreamStream)
     ]
-    if root_certificates is not None:
+    credentials = _credentials(tls, root_certificates)
+    if credentials is not None:
         return grpc.aio.secure_channel(
             address,
-            grpc.ssl_channel_credentials(root_certificates),
+            credentials,
             options=_options(max_message_bytes),
             interceptors=interceptors,
         )
@@ -157,16 +180,16 @@ def sync_channel(
     *,
     correlation_id: str | None = None,
     root_certificates: bytes | None = None,
+    tls: ClientTls | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> grpc.Channel:
     """The blocking counterpart of :func:`channel`, for the CLI. Close it (or use ``with``)."""
-    if root_certificates is not None:
-        base = grpc.secure_channel(
-            address,
-            grpc.ssl_channel_credentials(root_certificates),
-            options=_options(max_message_bytes),
-        )
+    credentials = _credentials(tls, root_certificates)
+    if credentials is not None:
+        base = grpc.secure_channel(address, credentials, options=_options(max_message_bytes))
     else:
         base = grpc.insecure_channel(address, options=_options(max_message_bytes))
-    interceptor = _SyncMetadataInterceptor(_CallMetadata(token, correlation_id))
+    interceptor = _SyncMetadataInterceptor(
+        _CallMetadata(token, correlation_id or os.environ.get(CORRELATION_ID_ENV))
+    )
     return grpc.intercept_channel(base, interceptor)

@@ -36,6 +36,7 @@ from google.protobuf import descriptor_pool
 from google.protobuf.descriptor_pool import DescriptorPool
 
 from seisan.common.v1 import common_pb2
+from seisan_shared import tracing
 from seisan_shared.auth import ROLES, Principal, TokenStore
 from seisan_shared.context import (
     bind_correlation_id,
@@ -45,6 +46,7 @@ from seisan_shared.context import (
     principal_or_none,
 )
 from seisan_shared.errors import DomainError, status_for
+from seisan_shared.metrics import RpcMetrics
 
 call_log = logging.getLogger("seisan.grpc")
 error_log = logging.getLogger("seisan.grpc.errors")
@@ -62,10 +64,10 @@ Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandl
 
 
 def server_interceptors(
-    tokens: TokenStore, *, pool: DescriptorPool | None = None
+    tokens: TokenStore, *, pool: DescriptorPool | None = None, metrics: RpcMetrics | None = None
 ) -> list[grpc.aio.ServerInterceptor]:
     """The interceptor chain every Seisan server uses, outermost first."""
-    return [LoggingInterceptor(), AuthInterceptor(tokens, pool=pool), ErrorInterceptor()]
+    return [LoggingInterceptor(metrics), AuthInterceptor(tokens, pool=pool), ErrorInterceptor()]
 
 
 # --- wrapping any handler shape in an async context manager -------------------------------
@@ -138,8 +140,14 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     The line carries ``grpc_method``, ``principal``, ``grpc_code``,
     ``duration_ms`` and ``correlation_id`` both in the message and as record
-    attributes (``extra``), for plain and structured formatters alike.
+    attributes (``extra``), for plain and structured formatters alike. With
+    ``metrics`` each call is also counted and timed by method and code, and
+    when tracing is on it runs inside a SERVER span (child of the caller's
+    ``traceparent``).
     """
+
+    def __init__(self, metrics: RpcMetrics | None = None) -> None:
+        self._metrics = metrics
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -153,32 +161,46 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         # Inner interceptors ran in this same per-call context: the principal is bound now.
         principal = principal_or_none()
         who = principal.name if principal else "-"
+        metrics = self._metrics
         if handler is None:
-            _log_call(method, who, grpc.StatusCode.UNIMPLEMENTED, started, cid)
+            _log_call(method, who, grpc.StatusCode.UNIMPLEMENTED, started, cid, metrics)
             return None
+        metadata = handler_call_details.invocation_metadata
 
         @asynccontextmanager
         async def logged(context: Any) -> AsyncIterator[None]:
             code = grpc.StatusCode.UNKNOWN
-            try:
-                yield
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except (asyncio.CancelledError, GeneratorExit):
-                code = grpc.StatusCode.CANCELLED
-                raise
-            else:
-                code = context.code() or grpc.StatusCode.OK
-            finally:
-                _log_call(method, who, code, started, cid)
+            with tracing.server_span(method, metadata, cid) as span:
+                try:
+                    yield
+                except grpc.aio.AbortError:
+                    code = context.code() or grpc.StatusCode.UNKNOWN
+                    raise
+                except (asyncio.CancelledError, GeneratorExit):
+                    code = grpc.StatusCode.CANCELLED
+                    raise
+                else:
+                    code = context.code() or grpc.StatusCode.OK
+                finally:
+                    code_name = _log_call(method, who, code, started, cid, metrics)
+                    tracing.end_call(span, code_name, code in _SERVER_FAULTS)
 
         return wrap_handler(handler, logged)
 
 
-def _log_call(method: str, who: str, code: grpc.StatusCode, started: float, cid: str) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+def _log_call(
+    method: str,
+    who: str,
+    code: grpc.StatusCode,
+    started: float,
+    cid: str,
+    metrics: RpcMetrics | None = None,
+) -> str:
+    seconds = time.perf_counter() - started
+    duration_ms = round(seconds * 1000, 2)
     code_name = getattr(code, "name", str(code))
+    if metrics is not None:
+        metrics.observe(method, code_name, seconds)
     level = logging.ERROR if code in _SERVER_FAULTS else logging.INFO
     if level == logging.INFO and method.startswith("/grpc.health."):
         level = logging.DEBUG  # probes every few hundred ms would drown the log
@@ -198,6 +220,7 @@ def _log_call(method: str, who: str, code: grpc.StatusCode, started: float, cid:
             "correlation_id": cid,
         },
     )
+    return code_name
 
 
 # --- authentication and roles ---------------------------------------------------------------

@@ -46,6 +46,8 @@ from grpc_reflection.v1alpha import reflection
 
 from seisan_shared.auth import TokenStore
 from seisan_shared.grpc.interceptors import server_interceptors
+from seisan_shared.metrics import RpcMetrics
+from seisan_shared.transport import ServerTls
 
 _log = logging.getLogger("seisan.grpc.server")
 
@@ -71,6 +73,9 @@ class RunningServer:
     port: int
     address: str
     service_names: tuple[str, ...]
+    # The plaintext health-only server (``health_address``), if one was asked for.
+    health_server: grpc.aio.Server | None = None
+    health_port: int | None = None
 
     async def mark_not_serving(self) -> None:
         """Report NOT_SERVING for every service from now on (health cannot go back)."""
@@ -80,6 +85,8 @@ class RunningServer:
         """NOT_SERVING on health, then stop: new calls refused, in-flight ones get ``grace`` s."""
         await self.mark_not_serving()
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         _log.info("grpc server on %s stopped", self.address)
 
 
@@ -89,6 +96,9 @@ async def start_server(
     address: str = "127.0.0.1:0",
     tokens: TokenStore,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    tls: ServerTls | None = None,
+    health_address: str | None = None,
+    metrics: RpcMetrics | None = None,
 ) -> RunningServer:
     """Build, bind and start a grpc.aio server with Seisan's interceptors, health and reflection.
 
@@ -97,9 +107,16 @@ async def start_server(
     service and for ``""`` once started. Reflection lists the registered
     services plus health and reflection, so ``grpcurl -plaintext host:port
     list`` works without a token.
+
+    ``tls`` (see :meth:`seisan_shared.transport.TransportConfig.server_tls`)
+    makes the port TLS-only, mutual when it carries a client CA. Kubernetes
+    ``grpc:`` probes cannot speak TLS, so ``health_address`` adds a second,
+    plaintext port that serves nothing but ``grpc.health.v1.Health`` (the same
+    statuses). With ``metrics`` every call is counted and timed
+    (``seisan_grpc_server_*``).
     """
     server = grpc.aio.server(
-        interceptors=server_interceptors(tokens),
+        interceptors=server_interceptors(tokens, metrics=metrics),
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -116,19 +133,40 @@ async def start_server(
         (*names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
     )
 
+    port = _bind(server, address, tls)
+    host = address.rsplit(":", 1)[0]
+    health_server = health_port = None
+    if health_address:
+        health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_port = _bind(health_server, health_address, None)
+        await health_server.start()
+    await server.start()
+    for name in ("", *names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    running = RunningServer(
+        server, health_servicer, port, f"{host}:{port}", names, health_server, health_port
+    )
+    _log.info(
+        "grpc server listening on %s (%s) serving %s",
+        running.address,
+        "plaintext" if tls is None else "mTLS" if tls.client_ca else "TLS",
+        ", ".join(names) or "-",
+    )
+    return running
+
+
+def _bind(server: grpc.aio.Server, address: str, tls: ServerTls | None) -> int:
     try:
-        port = server.add_insecure_port(address)
+        if tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, tls.credentials())
     except RuntimeError as err:
         raise OSError(f"cannot bind gRPC server to {address}: {err}") from err
     if not port:
         raise OSError(f"cannot bind gRPC server to {address}")
-    host = address.rsplit(":", 1)[0]
-    await server.start()
-    for name in ("", *names):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningServer(server, health_servicer, port, f"{host}:{port}", names)
-    _log.info("grpc server listening on %s serving %s", running.address, ", ".join(names) or "-")
-    return running
+    return port
 
 
 async def wait_for_termination_signal(watchdog_seconds: float = 10.0) -> None:
