@@ -35,7 +35,7 @@ STACK: tuple[ProcessSpec, ...] = (
     ProcessSpec("intake-worker", "seisan_intake.worker", metrics_port=50760),
     ProcessSpec("cards", "seisan_cards", 50702, metrics_port=50752),
     ProcessSpec("payouts", "seisan_payouts", 50703, metrics_port=50753),
-    ProcessSpec("gateway", "seisan_gateway", http_port=8080),
+    ProcessSpec("gateway", "seisan_gateway", metrics_port=50755, http_port=8080),
 )
 
 GRPC_SERVICES = tuple(p for p in STACK if p.grpc_port is not None)

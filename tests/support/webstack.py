@@ -95,6 +95,7 @@ def running_stack(root: Path, timeout: float = 90.0) -> Iterator[WebStack]:
         "SEISAN_PAYOUTS_STRIPE_LOCAL_PORT": str(free_port()),
         "SEISAN_PAYOUTS_RAIL_POLL_SECONDS": "0.3",
         "SEISAN_INTAKE_OCR_THREADS": "1",
+        "SEISAN_METRICS_ADDRESS": "off",  # `seisan up` would pick fixed metrics ports
         "PYTHONUNBUFFERED": "1",
         **{f"SEISAN_{n.upper()}_GRPC_ADDRESS": a for n, a in grpc_addresses.items()},
     }

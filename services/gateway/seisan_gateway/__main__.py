@@ -18,9 +18,11 @@ import uvicorn
 
 from seisan_gateway.bootstrap import build
 from seisan_gateway.config import GatewayConfig, load_config
+from seisan_shared import observability
 from seisan_shared.auth import TokenFileError
 from seisan_shared.config import ConfigError
 from seisan_shared.grpc import wait_for_termination_signal
+from seisan_shared.transport import TransportConfig, load_transport
 
 log = logging.getLogger("seisan.gateway")
 
@@ -39,12 +41,13 @@ class _Server(uvicorn.Server):
         return None
 
 
-async def run(config: GatewayConfig) -> None:
+async def run(config: GatewayConfig, transport: TransportConfig) -> None:
     host, port = config.listen()
     sock = listening_socket(host, port)  # first: a busy port fails before anything connects
     async with AsyncExitStack() as stack:
         stack.callback(sock.close)
-        app, deps = await build(config, stack)
+        observability.start("gateway", stack)  # logs, tracing, /metrics when asked
+        app, deps = await build(config, stack, transport)
         bound = sock.getsockname()[1]
         server = _Server(
             uvicorn.Config(
@@ -74,11 +77,12 @@ def main() -> int:
     try:
         config = load_config()
         config.listen()
+        transport = load_transport("gateway")
     except ConfigError as exc:
         log.error("gateway: %s", exc)
         return 2
     try:
-        asyncio.run(run(config))
+        asyncio.run(run(config, transport))
     except TokenFileError as exc:
         log.error("gateway: %s", exc)
         return 2

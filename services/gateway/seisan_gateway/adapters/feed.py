@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import message as pb_message
 from nats.aio.msg import Msg
@@ -99,9 +100,14 @@ class ReceiptFeed:
 
 
 @contextlib.asynccontextmanager
-async def subscribe(nats_url: str, feed: ReceiptFeed) -> AsyncIterator[EventBus]:
-    """Connect to NATS and feed every receipt event into ``feed`` until the block ends."""
-    bus = await EventBus(nats_url, name="seisan-gateway").connect()
+async def subscribe(
+    nats_url: str, feed: ReceiptFeed, bus_options: dict[str, Any] | None = None
+) -> AsyncIterator[EventBus]:
+    """Connect to NATS and feed every receipt event into ``feed`` until the block ends.
+
+    ``bus_options`` are the transport's (user, password, inbox prefix, TLS).
+    """
+    bus = await EventBus(nats_url, name="seisan-gateway", **(bus_options or {})).connect()
 
     async def on_message(msg: Msg) -> None:
         change = decode(msg.data)

@@ -21,6 +21,7 @@ from seisan.payouts.v1 import payouts_pb2, payouts_pb2_grpc
 from seisan.receipts.v1 import receipts_pb2, receipts_pb2_grpc
 from seisan_gateway.domain import errors
 from seisan_shared.grpc.client import channel
+from seisan_shared.transport import ClientTls
 
 T = TypeVar("T")
 
@@ -74,11 +75,13 @@ class Services:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, addresses: Addresses) -> AsyncIterator[Services]:
+    async def connect(
+        cls, addresses: Addresses, tls: ClientTls | None = None
+    ) -> AsyncIterator[Services]:
         channels = {
-            "intake": channel(addresses.intake, None),
-            "cards": channel(addresses.cards, None),
-            "payouts": channel(addresses.payouts, None),
+            "intake": channel(addresses.intake, None, tls=tls),
+            "cards": channel(addresses.cards, None, tls=tls),
+            "payouts": channel(addresses.payouts, None, tls=tls),
         }
         try:
             yield cls(channels)
