@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint typecheck pytest proto proto-check buf-lint install lock clean \
-        bench-events bench-intake bench-match eval-receipts chaos-payout proto-compat proto-baseline catalogue
+        bench-events bench-intake bench-match eval-receipts chaos-payout chaos-cluster proto-compat proto-baseline catalogue
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,9 @@ eval-receipts: $(STAMP) ## Extraction accuracy: the SROIE dev scans and 30 gener
 
 chaos-payout: $(STAMP) ## ≥1,000 payouts through crashes and Stripe faults, checked against Stripe's own records
 	$(PY) tools/chaos_payout.py
+
+chaos-cluster: $(STAMP) ## Whole flow on a 3-node NATS cluster + PostgreSQL, 2 replicas each, SIGKILLs; lost/duplicated/double_paid 0
+	$(PY) tools/chaos_cluster.py
 
 bench-intake: $(STAMP) ## 12-MP photos: upload → receipt.extracted p50/p95, 1 vs 2 workers, normalise ms
 	$(PY) tools/bench_intake.py

@@ -142,3 +142,45 @@ async def test_three_processes_form_a_cluster_with_a_replicated_stream(tmp_path:
     finally:
         for server in servers:
             server.stop()
+
+
+async def test_bus_given_every_server_fails_over_when_its_server_dies(tmp_path: Path) -> None:
+    ports = [free_port() for _ in range(3)]
+    servers = [
+        NatsServer(
+            tmp_path / f"n{i}",
+            name=f"n{i}",
+            cluster=ClusterSpec(
+                "seisan", ports[i], [f"nats://127.0.0.1:{p}" for p in ports if p != ports[i]]
+            ),
+        )
+        for i in range(3)
+    ]
+    try:
+        await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
+        await asyncio.gather(*(asyncio.to_thread(s.wait_healthy, 30) for s in servers))
+        urls = ",".join(s.url for s in servers)  # what SEISAN_NATS_URL carries on a cluster
+        async with EventBus(urls, name="t", ack_timeout=2) as bus:
+            await bus.ensure_streams(replicas=3)
+            first = new_event(RECEIPT_CAPTURED, source="t", aggregate_id="r1", payload=_payload())
+            assert await bus.publish(first) == 1
+            connected = bus.nc.connected_url
+            assert connected is not None
+            victim = next(s for s in servers if s.client_port == connected.port)
+            victim.kill()
+            second = new_event(RECEIPT_CAPTURED, source="t", aggregate_id="r2", payload=_payload())
+            deadline = time.monotonic() + 30
+            while True:  # reconnect to a survivor, and the stream elects a new leader
+                try:
+                    seq = await bus.publish(second)
+                    break
+                except Exception:
+                    assert time.monotonic() < deadline, "no fail-over within 30s"
+                    await asyncio.sleep(0.2)
+            assert seq == 2
+            after = bus.nc.connected_url
+            assert after is not None and after.port != victim.client_port
+            assert await bus.publish(first) == 1  # the dedup window survived the fail-over
+    finally:
+        for server in servers:
+            server.stop()

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from seisan_shared.bus import accounts
+from seisan_shared.observability import ObservabilityConfig
 from seisan_shared.transport import TransportConfig
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -69,6 +70,7 @@ def test_every_setting_a_container_gets_is_read_by_that_process(
 ) -> None:
     target, prefix, _ = SEISAN_SERVICES[name]
     fields = config_fields(target) | {f.name for f in dataclasses.fields(TransportConfig)}
+    fields |= {f.name for f in dataclasses.fields(ObservabilityConfig)}
     fields.add("var_dir")  # seisan_shared.stack.var_dir
     environment = services(compose)[name]["environment"]
     unknown = []

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from seisan_shared.bus import accounts
+from seisan_shared.observability import ObservabilityConfig
 from seisan_shared.transport import TransportConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,6 +289,7 @@ def test_every_shared_setting_is_read_by_some_process(rendered: tuple[str, list[
         config = getattr(importlib.import_module(module), cls)
         fields[service] = {f.name for f in dataclasses.fields(config)}
     transport = {f.name for f in dataclasses.fields(TransportConfig)} | {"var_dir"}
+    transport |= {f.name for f in dataclasses.fields(ObservabilityConfig)}
     gateway_fields = {
         "http_address",
         "intake_address",

@@ -10,7 +10,7 @@ from seisan.receipts.v1 import receipts_pb2_grpc
 from seisan_intake import bootstrap, config
 from seisan_intake.entrypoints import status_consumer
 from seisan_intake.entrypoints.grpc_servicer import ReceiptIntakeServicer
-from seisan_shared import observability
+from seisan_shared import catalogue, observability
 from seisan_shared.auth import TokenStore
 from seisan_shared.bus.client import EventBus
 from seisan_shared.bus.consumer import EventConsumer, stop_consumer
@@ -31,6 +31,9 @@ async def serve() -> None:
     cfg = config.load()
     transport = load_transport("intake")
     faults = Faults.from_env()
+    # The status consumer decodes cards' and payouts' events: their payload types must be
+    # in the descriptor pool, or every match.confirmed / claim.submitted is dead-lettered.
+    catalogue.import_all()
     async with AsyncExitStack() as stack:
         metrics = observability.start("intake", stack, log_level=cfg.log_level)
         db = await Database(cfg.resolved_database_url).open()
@@ -61,7 +64,7 @@ async def serve() -> None:
 
         stack.push_async_callback(stop_consumer, status, status_task)
 
-        blobs = await bootstrap.build_blobs(cfg, bus.js)
+        blobs = await bus.until_available("blob store", lambda: bootstrap.build_blobs(cfg, bus.js))
         ports = bootstrap.build_ports(cfg, db, relay.wake, blobs)
         servicer = ReceiptIntakeServicer(ports, max_upload_bytes=cfg.max_upload_bytes)
         server = await start_server(

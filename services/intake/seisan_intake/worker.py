@@ -42,7 +42,9 @@ async def work() -> None:
         relay = OutboxRelay(db, bus, faults=faults)
         worker = OcrWorker(
             engine=engine,
-            blobs=await bootstrap.build_blobs(cfg, bus.js),
+            blobs=await bus.until_available(
+                "blob store", lambda: bootstrap.build_blobs(cfg, bus.js)
+            ),
             engine_name=engine_name,
             review_threshold=cfg.review_threshold,
             ocr_seconds=ocr_histogram(metrics.registry),
@@ -60,7 +62,9 @@ async def work() -> None:
             handler=handle,
             prepare=worker.read,
             batch=1,
-            ack_wait=60.0,
+            # A slow read is kept alive every ack_wait/3; a short ack_wait only means that a
+            # receipt whose worker died (SIGKILL, OOM) goes to another worker within 15 s.
+            ack_wait=15.0,
             max_deliver=cfg.ocr_max_deliver,
             faults=faults,
         )

@@ -103,7 +103,7 @@ async def serve() -> None:
             api_base = await _embedded_stripe(cfg, stack)
         gateway = bootstrap.build_gateway(cfg, api_base)
         ports = bootstrap.build_ports(cfg, db, relay.wake, gateway)
-        rail, bank = bootstrap.build_rails(cfg, ports, gateway, faults)
+        rail, bank = bootstrap.build_rails(cfg, ports, gateway, faults, db)
 
         consumer = EventConsumer(
             bus,

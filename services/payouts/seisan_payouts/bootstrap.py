@@ -15,8 +15,10 @@ from seisan_payouts.handlers import PayoutsPorts
 from seisan_payouts.stripe_rail import StripeRail
 from seisan_shared.faults import Faults
 from seisan_shared.storage import Database
+from seisan_shared.storage.lease import Lease
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DRIVER_LEASE_KEY = 0x5E15A1  # pg advisory lock id for "driving Stripe payouts"
 
 
 def quiet_http_loggers() -> None:
@@ -50,8 +52,13 @@ def build_ports(
 
 
 def build_rails(
-    cfg: PayoutsConfig, ports: PayoutsPorts, gateway: SdkStripeGateway, faults: Faults
+    cfg: PayoutsConfig,
+    ports: PayoutsPorts,
+    gateway: SdkStripeGateway,
+    faults: Faults,
+    db: Database | None = None,
 ) -> tuple[StripeRail, BankRail]:
+    """The rails; with ``db``, the Stripe driver runs only in the replica holding its lease."""
     rail = StripeRail(
         ports,
         gateway,
@@ -60,6 +67,7 @@ def build_rails(
         poll_interval=cfg.rail_poll_seconds,
         retry_after=cfg.rail_retry_after_seconds,
         reconcile_after=cfg.reconcile_after_seconds,
+        lease=Lease(db, DRIVER_LEASE_KEY, "stripe-driver") if db is not None else None,
     )
     ports.wake_rail = rail.wake
     bank = BankRail(ports, cfg.debtor(), ZenginCodeDirectory())

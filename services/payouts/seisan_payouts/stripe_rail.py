@@ -30,6 +30,12 @@ webhook may have been given up while the service was down).
 
 On start, :meth:`StripeRail.run` picks up every payout that is created or in
 flight — the recovery loop — and keeps doing so every ``poll_interval``.
+
+One driver per database: with several replicas on PostgreSQL only the holder of
+``lease`` (an advisory lock) drives; the others stand by and take over when it
+dies. The steps above are written for one driver: two would send every Stripe
+request twice and race each other's lookups, attempt numbers and commits, with
+only idempotency keys and version checks between them and a second payment.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from seisan_payouts.domain.ports import (
 )
 from seisan_payouts.handlers import PayoutsPorts
 from seisan_shared.faults import NO_FAULTS, Faults
+from seisan_shared.storage.lease import Lease
 
 log = logging.getLogger("seisan.payouts.rail")
 
@@ -84,6 +91,7 @@ class StripeRail:
     retry_after: float = 3.0
     reconcile_after: float = 60.0
     max_attempts: int = 10
+    lease: Lease | None = None
     stats: RailStats = field(default_factory=RailStats)
     _active: set[str] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -101,7 +109,8 @@ class StripeRail:
         while not self._stopping:
             self._wake.clear()
             try:
-                await self._pass(gate)
+                if self.lease is None or await self.lease.held():
+                    await self._pass(gate)
             except Exception as exc:  # the loop must outlive a database hiccup
                 log.warning("stripe rail: pass failed (%r); retrying", exc)
             with contextlib.suppress(TimeoutError):
@@ -148,6 +157,8 @@ class StripeRail:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
+        if self.lease is not None:
+            await self.lease.release()
 
     @property
     def busy(self) -> int:

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
+from typing import TypeVar
 
 import nats
 import nats.errors
@@ -39,6 +40,16 @@ log = logging.getLogger("seisan.bus")
 MSG_ID = "Nats-Msg-Id"
 DUPLICATE_WINDOW_S = 600.0
 _STREAM_NAME_IN_USE = 10058
+T = TypeVar("T")
+# What a JetStream API request meets while a node is down or a leader is being elected.
+_TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionReconnectingError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.ServerError,
+    TimeoutError,
+)
 
 
 class BusError(RuntimeError):
@@ -104,8 +115,10 @@ class EventBus:
         password: str | None = None,
         tls: ssl.SSLContext | None = None,
         inbox_prefix: str | None = None,
+        provision_timeout: float = 60.0,
     ) -> None:
         self.url = url
+        self.provision_timeout = provision_timeout
         self.name = name
         self._user = user
         self._password = password
@@ -128,6 +141,7 @@ class EventBus:
         try:
             await asyncio.wait_for(
                 nc.connect(
+                    # "nats://a:4222,nats://b:4222": every server of a cluster, to fail over
                     servers=[u.strip() for u in self.url.split(",") if u.strip()],
                     name=self.name,
                     user=self._user,
@@ -217,14 +231,42 @@ class EventBus:
 
     async def ensure_stream(self, config: StreamConfig) -> None:
         """Create ``config.name``, or bring an existing stream to ``config`` (idempotent)."""
-        js = self.js
-        try:
-            await js.add_stream(config)
-            return
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != _STREAM_NAME_IN_USE:
-                raise
-        await js.update_stream(config)
+
+        async def ensure() -> None:
+            js = self.js
+            try:
+                await js.add_stream(config)
+                return
+            except nats.js.errors.BadRequestError as exc:
+                if exc.err_code != _STREAM_NAME_IN_USE:
+                    raise
+            await js.update_stream(config)
+
+        await self.until_available(f"stream {config.name}", ensure)
+
+    async def until_available(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` (a JetStream API request), again while JetStream is briefly unavailable.
+
+        A process that starts while a cluster node is down, or while a stream or the
+        meta group elects a leader, gets timeouts, no responders or 503s for a few
+        seconds; it waits that out (up to ``provision_timeout``) instead of dying.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.provision_timeout
+        delay = 0.2
+        while True:
+            try:
+                return await call()
+            except _TRANSIENT as exc:
+                if loop.time() + delay > deadline:
+                    raise BusError(
+                        f"{what}: JetStream unavailable for {self.provision_timeout:.0f}s ({exc!r})"
+                    ) from exc
+                log.warning(
+                    "bus %s: %s: JetStream unavailable (%r); retrying", self.name, what, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     # -- publishing ------------------------------------------------------------------------
 

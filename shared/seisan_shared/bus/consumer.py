@@ -59,7 +59,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seisan_shared import context, subjects, tracing
-from seisan_shared.bus.client import MSG_ID, EventBus
+from seisan_shared.bus.client import MSG_ID, BusError, EventBus
 from seisan_shared.events import Envelope, decode
 from seisan_shared.faults import NO_FAULTS, Faults
 from seisan_shared.storage.db import Database
@@ -180,7 +180,10 @@ class EventConsumer:
 
     async def provision(self) -> None:
         """Create or update the durable consumer (idempotent) and start pulling from it."""
-        await self.bus.js.add_consumer(subjects.EVENTS_STREAM, config=self.consumer_config())
+        await self.bus.until_available(
+            f"consumer {self.durable}",
+            lambda: self.bus.js.add_consumer(subjects.EVENTS_STREAM, config=self.consumer_config()),
+        )
         if self._puller is None:
             self._puller = _Puller(self.bus, subjects.EVENTS_STREAM, self.durable)
             await self._puller.start()
@@ -212,13 +215,13 @@ class EventConsumer:
                     await self.provision()
                 assert self._puller is not None
                 msgs = await self._puller.fetch(self.batch, self.fetch_timeout)
-            except (nats.errors.Error, OSError) as exc:
+            except (nats.errors.Error, OSError, BusError) as exc:
                 log.warning(
                     "consumer %s: fetch failed (%r); retrying in %.1fs", self.durable, exc, backoff
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_NAK_DELAY_S)
-                with contextlib.suppress(nats.errors.Error, OSError):
+                with contextlib.suppress(nats.errors.Error, OSError, BusError):
                     await self.provision()  # the consumer may have been lost with the server
                 continue
             backoff = self.nak_delay

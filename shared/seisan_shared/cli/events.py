@@ -50,7 +50,8 @@ async def _tail(url: str, subject: str, replay: bool, count: int, as_json: bool)
     catalogue.import_all()
     # SEISAN_NATS_USER/_PASSWORD (the `reader` user on a cluster) and SEISAN_TLS_* if set.
     signin = {k: v for k, v in load_transport().bus_options().items() if v is not None}
-    nc = await nats.connect(url, name="seisan-events-tail", max_reconnect_attempts=-1, **signin)
+    servers = [u.strip() for u in url.split(",") if u.strip()]  # a cluster: every server
+    nc = await nats.connect(servers, name="seisan-events-tail", max_reconnect_attempts=-1, **signin)
     js = nc.jetstream()
     stream = (
         subjects.DLQ_STREAM
