@@ -139,7 +139,7 @@ async def supervise(var: Path, ready_timeout: float) -> int:
     nats_url = os.environ.get("SEISAN_NATS_URL", "")
     nats: NatsServer | None = None
     if not nats_url:
-        nats = NatsServer(store_dir=var / "nats", name="seisan-embedded")
+        nats = NatsServer(store_dir=var / "nats", name="seisan-embedded", own_session=True)
         await asyncio.to_thread(nats.start)
         nats_url = nats.url
         _echo(
