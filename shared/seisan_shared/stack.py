@@ -21,6 +21,8 @@ class ProcessSpec:
     replicas: int = 1
     # /metrics port under `seisan up` (replica i of a worker: metrics_port + i - 1).
     metrics_port: int | None = None
+    # HTTP port the process serves people on by default (the web app); None for the rest.
+    http_port: int | None = None
 
     @property
     def env_prefix(self) -> str:
@@ -33,9 +35,11 @@ STACK: tuple[ProcessSpec, ...] = (
     ProcessSpec("intake-worker", "seisan_intake.worker", metrics_port=50760),
     ProcessSpec("cards", "seisan_cards", 50702, metrics_port=50752),
     ProcessSpec("payouts", "seisan_payouts", 50703, metrics_port=50753),
+    ProcessSpec("gateway", "seisan_gateway", metrics_port=50755, http_port=8080),
 )
 
 GRPC_SERVICES = tuple(p for p in STACK if p.grpc_port is not None)
+HTTP_SERVICES = tuple(p for p in STACK if p.http_port is not None)
 
 
 def var_dir(environ: dict[str, str] | None = None) -> Path:
@@ -52,6 +56,8 @@ class StackFile:
     supervisor_pid: int = 0
     # process label → its /metrics URL (only the ones `seisan up` turned on)
     metrics: dict[str, str] = field(default_factory=dict)
+    # name → URL people open (the web app).
+    web: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
     def path(var: Path) -> Path:

@@ -194,7 +194,7 @@ def test_one_correlation_id_from_upload_to_match_in_events_logs_and_metrics(stac
                 )
                 == 1
             ),
-            30,
+            90,
             "the worker's relay counted receipt.extracted",
         )
         ocr = scrape(ports["worker"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -184,3 +185,29 @@ async def test_bus_given_every_server_fails_over_when_its_server_dies(tmp_path: 
     finally:
         for server in servers:
             server.stop()
+
+
+async def test_closing_a_bus_whose_server_is_gone_does_not_raise(tmp_path: Path) -> None:
+    # `seisan up` stops NATS last, but a supervisor or an operator may not: a service
+    # that stops after its server died must still exit cleanly.
+    server = NatsServer(tmp_path / "gone", name="gone")
+    server.start()
+    bus = EventBus(server.url, name="late-stopper", connect_timeout=10)
+    await bus.connect()
+    await bus.nc.publish("seisan.test.unacked", b"x" * 1024)  # something left to flush
+    server.kill()
+    deadline = time.monotonic() + 10
+    while not bus.nc.is_reconnecting and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await bus.close()  # drain fails, then close's own flush may fail: neither escapes
+    assert bus._nc is None
+
+
+def test_own_session_keeps_the_server_out_of_the_callers_process_group(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "own", name="own", own_session=True)
+    server.start()
+    try:
+        assert server._proc is not None
+        assert os.getpgid(server._proc.pid) != os.getpgid(0)
+    finally:
+        server.stop()

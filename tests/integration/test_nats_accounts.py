@@ -11,6 +11,7 @@ for intake the Object Store — and must not be able to publish what is not its.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -288,8 +289,16 @@ async def test_gateway_hears_receipt_events_and_publishes_nothing(
     try:
         await nc.subscribe(subjects.subject_for("receipt.>"), cb=on_message)
         await nc.flush()
-        await admin.publish(event(subjects.RECEIPT_EXTRACTED))
-        await until(lambda: subjects.subject_for(subjects.RECEIPT_EXTRACTED) in heard)
+        # Interest in an imported subject can take a moment to reach the exporting
+        # account after the flush: publish again (a new event) until one is heard.
+        wanted = subjects.subject_for(subjects.RECEIPT_EXTRACTED)
+        for n in range(15):
+            await admin.publish(event(subjects.RECEIPT_EXTRACTED, n))
+            with contextlib.suppress(BaseException):
+                await until(lambda: wanted in heard, within=1)
+            if wanted in heard:
+                break
+        assert wanted in heard
         forged = subjects.subject_for(subjects.RECEIPT_DELETED)
         await nc.publish(forged, b"forged")
         await nc.flush()
@@ -418,8 +427,13 @@ async def test_three_node_tls_cluster_with_accounts_keeps_r3_streams_through_a_n
             nats_password=password(accounts.ADMIN_USER),
         )
         async with EventBus(survivor.url, name="admin", **operator.bus_options()) as bus:
-            stored = await stored_messages(
-                bus.js, subjects.subject_for(subjects.MATCH_CONFIRMED), within=20
+            # A consumer create right after the loss may time out while the meta group
+            # elects a new leader (the killed node may have held it): wait that out.
+            stored = await bus.until_available(
+                "read back",
+                lambda: stored_messages(
+                    bus.js, subjects.subject_for(subjects.MATCH_CONFIRMED), within=20
+                ),
             )
         assert len(stored) == 2
     finally:

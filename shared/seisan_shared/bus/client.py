@@ -182,7 +182,10 @@ class EventBus:
             await nc.drain()
         except (nats.errors.Error, TimeoutError, OSError) as exc:
             log.warning("bus %s: drain failed (%s); closing", self.name, exc)
-            await nc.close()
+            # With the server gone, close's own flush fails too; the connection is shut
+            # either way, and a stopping service must not exit non-zero for it.
+            with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
+                await nc.close()
 
     async def __aenter__(self) -> EventBus:
         return await self.connect()

@@ -97,7 +97,11 @@ class NatsServer:
         extra_config: str = "",
         startup_timeout: float = 15.0,
         binary: Path | None = None,
+        own_session: bool = False,
     ) -> None:
+        """``own_session`` starts the server in its own session, out of reach of a signal
+        sent to the caller's process group (Ctrl-C in a terminal): a supervisor that stops
+        its services first and NATS last needs that."""
         if port == SYSTEM_NATS_PORT:
             raise ValueError("port 4222 belongs to the machine's own NATS; use -1 (any free port)")
         self.store_dir = Path(store_dir).resolve()
@@ -107,6 +111,7 @@ class NatsServer:
         self.extra_config = extra_config
         self.startup_timeout = startup_timeout
         self._binary = binary
+        self._own_session = own_session
         self._port = port
         self._http_port = -1
         self._proc: subprocess.Popen[bytes] | None = None
@@ -190,6 +195,7 @@ class NatsServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
+            start_new_session=self._own_session,
         )
         _LIVE.add(self)
         try:

@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import time
+import urllib.request
 from importlib import resources
 from pathlib import Path
 
@@ -24,7 +25,14 @@ import typer
 
 from seisan_shared.bus.natsserver import NatsServer
 from seisan_shared.cli.health import check_all
-from seisan_shared.stack import GRPC_SERVICES, STACK, ProcessSpec, StackFile, var_dir
+from seisan_shared.stack import (
+    GRPC_SERVICES,
+    HTTP_SERVICES,
+    STACK,
+    ProcessSpec,
+    StackFile,
+    var_dir,
+)
 
 COLOURS = ["cyan", "magenta", "yellow", "green", "blue", "bright_cyan", "bright_magenta"]
 
@@ -42,6 +50,24 @@ def seed_tokens(path: Path) -> None:
     demo = resources.files("seisan_shared").joinpath("demo_tokens.toml").read_text()
     path.write_text(demo)
     path.chmod(0o600)
+
+
+async def http_ready(url: str, patience: float = 10.0) -> bool:
+    """True once ``url`` + ``healthz`` answers 200 (polled for up to ``patience`` seconds)."""
+    deadline = time.monotonic() + patience
+
+    def probe() -> bool:
+        try:
+            with urllib.request.urlopen(url + "healthz", timeout=1) as reply:
+                return bool(reply.status == 200)
+        except OSError:
+            return False
+
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(probe):
+            return True
+        await asyncio.sleep(0.3)
+    return False
 
 
 class Child:
@@ -113,7 +139,7 @@ async def supervise(var: Path, ready_timeout: float) -> int:
     nats_url = os.environ.get("SEISAN_NATS_URL", "")
     nats: NatsServer | None = None
     if not nats_url:
-        nats = NatsServer(store_dir=var / "nats", name="seisan-embedded")
+        nats = NatsServer(store_dir=var / "nats", name="seisan-embedded", own_session=True)
         await asyncio.to_thread(nats.start)
         nats_url = nats.url
         _echo(
@@ -133,13 +159,17 @@ async def supervise(var: Path, ready_timeout: float) -> int:
     for spec in GRPC_SERVICES:
         key = spec.env_prefix + "GRPC_ADDRESS"
         addresses[spec.name] = base_env.setdefault(key, f"127.0.0.1:{spec.grpc_port}")
+    web: dict[str, str] = {}
+    for spec in HTTP_SERVICES:
+        key = spec.env_prefix + "HTTP_ADDRESS"
+        web[spec.name] = "http://" + base_env.setdefault(key, f"127.0.0.1:{spec.http_port}") + "/"
     children = [
         Child(spec, i, base_env, COLOURS[n % len(COLOURS)])
         for n, spec in enumerate(STACK)
         for i in range(1, spec.replicas + 1)
     ]
     metrics = {c.label: url for c in children if (url := c.enable_metrics())}
-    StackFile(nats_url, addresses, os.getpid(), metrics).write(var)
+    StackFile(nats_url, addresses, os.getpid(), metrics, web).write(var)
     tasks = [asyncio.create_task(c.run()) for c in children]
 
     stop = asyncio.Event()
@@ -158,6 +188,16 @@ async def supervise(var: Path, ready_timeout: float) -> int:
                     _echo("seisan", "bright_green", f"  {name:<8} grpc://{addr}")
                 for label, url in metrics.items():
                     _echo("seisan", "bright_green", f"  {label:<8} {url}")
+                for name, url in web.items():
+                    ready = "" if await http_ready(url) else " (not answering yet)"
+                    _echo("seisan", "bright_green", f"  {name:<8} {url}{ready}")
+                if web:
+                    first = next(iter(web.values()))
+                    _echo(
+                        "seisan",
+                        "bright_green",
+                        f"open {first} and sign in with a demo token (README: demo-aiko …)",
+                    )
                 _echo("seisan", "bright_green", "try: seisan health | seisan events tail")
                 return
             await asyncio.sleep(0.3)
