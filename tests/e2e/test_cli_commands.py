@@ -106,6 +106,15 @@ def test_folder_upload_and_json_shapes(running_stack: RunningStack, tmp_path: Pa
     (charge,) = [c for c in missing["charges"] if c["charge_id"] == "e2e-1"]
     assert set(charge["amount"]) == MONEY_KEYS and charge["transaction_date"] == str(day)
     assert charge["status"] == "unmatched" and charge["original_amount"] is None
+    listed = ok_json(running_stack, "statements", "list", token="demo-daichi")
+    (entry,) = [
+        e for e in listed if e["statement"]["statement_id"] == imported["statement"]["statement_id"]
+    ]
+    assert entry["statement"]["filename"] == csv.name and entry["statement"]["charge_count"] == 1
+    assert entry["close_check"]["balanced"] in (True, False)
+    assert set(entry["close_check"]["statement_total"]) == MONEY_KEYS
+    table = seisan(running_stack, "statements", "list", token="demo-daichi")
+    assert table.returncode == 0 and imported["statement"]["statement_id"] in table.stdout
     report = ok_json(running_stack, "reconcile", "report", token="demo-daichi")
     assert set(report["statements"][0]["close_check"]["statement_total"]) == MONEY_KEYS
 
@@ -135,6 +144,7 @@ def test_exit_codes(running_stack: RunningStack, tmp_path: Path) -> None:
     )
     denied, err = code("statements", "import", str(statement))  # staff may not
     assert denied == 4 and "PERMISSION_DENIED" in err
+    assert code("statements", "list")[0] == 4  # nor list them
     assert code("receipts", "list", token="not-a-token")[0] == 4
     assert code("receipts", "list", token=None)[0] == 4
     invalid, err = code("statements", "import", str(statement), token="demo-daichi")

@@ -1,6 +1,7 @@
 """`seisan statements …` and `seisan reconcile …`: card statements and their receipts.
 
     seisan statements import nov.csv                 # any supported format, recognised
+    seisan statements list                           # every statement and whether it closes
     seisan reconcile report                          # close check per statement
     seisan reconcile suggestions                     # what waits for a person
     seisan reconcile confirm MATCH_ID | reject MATCH_ID --reason "…"
@@ -198,6 +199,58 @@ def import_(
         f"charges, {reply.duplicate_count} already known; total {_money(s.total)}"
     )
     typer.echo("next: seisan reconcile report --statement " + s.statement_id)
+
+
+@statements_app.command("list")
+def list_(
+    date_from: str = typer.Option(None, "--from", help="Only statements ending on or after."),
+    date_to: str = typer.Option(None, "--to", help="Only statements starting on or before."),
+    token: str = TokenOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every imported statement, oldest import first, with its lines, total and whether it
+    closes (total = matched + declared + open). With --json: a list of
+    {statement, totals, close_check}.
+
+    Example: seisan statements list --from 2026-11-01
+
+    Who: treasury.
+    """
+    request = cards_pb2.GetReconciliationReportRequest()
+    for name, text, target in (
+        ("--from", date_from, "period_start"),
+        ("--to", date_to, "period_end"),
+    ):
+        parsed = _day(text, name)
+        if parsed is not None:
+            getattr(request, target).CopyFrom(parsed)
+    rep = _call(token, "list statements", "GetReconciliationReport", request).report
+    if as_json:
+        _emit_json(list(rep.statements))
+        return
+    table = Table(title="statements", show_header=True)
+    for col in ("statement", "file", "format", "period", "lines", "total", "imported by", "closes"):
+        table.add_column(
+            col,
+            justify="right" if col in ("lines", "total") else "left",
+            no_wrap=col in ("statement", "period", "total"),
+        )
+    for entry in rep.statements:
+        st = entry.statement
+        period = f"{_show_day(st.period_start)} – {_show_day(st.period_end)}"
+        table.add_row(
+            st.statement_id,
+            st.filename,
+            cards_pb2.StatementFormat.Name(st.format).removeprefix("STATEMENT_FORMAT_").lower(),
+            period,
+            str(st.charge_count),
+            _money(st.total),
+            st.imported_by,
+            "[green]yes[/green]" if entry.close_check.balanced else "[red]no[/red]",
+        )
+    Console().print(table)
+    if not rep.statements:
+        typer.echo("no statements yet: seisan statements import FILE")
 
 
 # --- reconcile: reading -------------------------------------------------------------------
