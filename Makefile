@@ -50,7 +50,7 @@ lint: $(STAMP) ## ruff format check + lint
 typecheck: $(STAMP) ## mypy over shared/, services/, tests/ and tools/
 	$(VENV)/bin/mypy shared/seisan_shared services tools tests
 
-pytest: $(STAMP) ## pytest only (unit, integration, e2e)
+pytest: $(STAMP) ## pytest only (unit, integration, e2e, browser)
 	$(PY) -m pytest -q
 
 test: buf-lint proto-compat lint typecheck pytest ## Everything CI runs: buf lint, wire compat, ruff, mypy, pytest
