@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint typecheck pytest proto proto-check buf-lint install lock clean \
-        bench-events bench-intake bench-match eval-receipts chaos-payout chaos-cluster proto-compat proto-baseline catalogue
+        bench-events bench-intake bench-match eval-receipts chaos-payout chaos-cluster proto-compat proto-baseline catalogue \
+        deploy-check nats-config
 
 help: ## List every target
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
