@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seisan_shared.bus.natsserver import free_port
 from seisan_shared.cli.health import check_all
 from seisan_shared.stack import GRPC_SERVICES, StackFile, var_dir
 
@@ -37,12 +37,6 @@ class DemoStack:
     var: Path
     log: Path | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _serving(addresses: dict[str, str]) -> bool:
@@ -89,15 +83,15 @@ def demo_stack(var: Path | None, ready_timeout: float = 90.0) -> Iterator[DemoSt
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEISAN_")}
     addresses = {}
     for spec in GRPC_SERVICES:
-        addresses[spec.name] = f"127.0.0.1:{_free_port()}"
+        addresses[spec.name] = f"127.0.0.1:{free_port()}"
         env[spec.env_prefix + "GRPC_ADDRESS"] = addresses[spec.name]
     env.update(
         {
             "SEISAN_VAR_DIR": str(folder),
             "SEISAN_TOKENS_FILE": str(folder / "tokens.toml"),
-            "SEISAN_CARDS_WEBHOOK_PORT": str(_free_port()),
-            "SEISAN_PAYOUTS_WEBHOOK_PORT": str(_free_port()),
-            "SEISAN_PAYOUTS_STRIPE_LOCAL_PORT": str(_free_port()),
+            "SEISAN_CARDS_WEBHOOK_PORT": str(free_port()),
+            "SEISAN_PAYOUTS_WEBHOOK_PORT": str(free_port()),
+            "SEISAN_PAYOUTS_STRIPE_LOCAL_PORT": str(free_port()),
             "SEISAN_PAYOUTS_RAIL_POLL_SECONDS": "0.3",
             "SEISAN_METRICS_ADDRESS": "127.0.0.1:0",  # /metrics on free ports, not up's fixed ones
             "PYTHONUNBUFFERED": "1",
