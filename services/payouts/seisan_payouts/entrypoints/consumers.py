@@ -71,43 +71,32 @@ def _facts(
     )
 
 
+# The receipt events that carry fields, and the state each leaves the receipt in. A
+# correction is what a person confirmed: its fields are trusted like an extraction.
+_RECEIPT_STATE = {
+    receipt_events.ReceiptExtracted: ReceiptState.EXTRACTED,
+    receipt_events.ReceiptNeedsReview: ReceiptState.NEEDS_REVIEW,
+    receipt_events.ReceiptCorrected: ReceiptState.EXTRACTED,
+}
+
+
 async def handle(envelope: Envelope, session: AsyncSession) -> None:
     """One event, inside the consumer's transaction."""
     uow = SqlUnitOfWork.joining(session)
     payload = events.unpack_payload(envelope)
-    if isinstance(payload, receipt_events.ReceiptExtracted):
+    if isinstance(
+        payload,
+        receipt_events.ReceiptExtracted
+        | receipt_events.ReceiptNeedsReview
+        | receipt_events.ReceiptCorrected,
+    ):
         await handlers.record_receipt(
             _facts(
                 payload.receipt_id,
                 payload.submitter,
                 payload.paid_with,
                 payload.fields,
-                ReceiptState.EXTRACTED,
-                envelope,
-            ),
-            uow,
-        )
-    elif isinstance(payload, receipt_events.ReceiptNeedsReview):
-        await handlers.record_receipt(
-            _facts(
-                payload.receipt_id,
-                payload.submitter,
-                payload.paid_with,
-                payload.fields,
-                ReceiptState.NEEDS_REVIEW,
-                envelope,
-            ),
-            uow,
-        )
-    elif isinstance(payload, receipt_events.ReceiptCorrected):
-        # A correction is what a person confirmed: the fields are now trusted.
-        await handlers.record_receipt(
-            _facts(
-                payload.receipt_id,
-                payload.submitter,
-                payload.paid_with,
-                payload.fields,
-                ReceiptState.EXTRACTED,
+                _RECEIPT_STATE[type(payload)],
                 envelope,
             ),
             uow,
