@@ -24,8 +24,8 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from seisan.cards.v1 import cards_pb2, cards_pb2_grpc
+from seisan_shared.cli.demo_stack import loopback_env
 from seisan_shared.grpc.client import sync_channel
-from support.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SROIE = REPO.parent / "shared" / "data" / "sroie-dev"
@@ -82,23 +82,10 @@ def running_stack(root: Path, timeout: float = 90.0) -> Iterator[WebStack]:
     var = root / "var"
     var.mkdir(parents=True, exist_ok=True)
     (var / "cards.toml").write_text(CARDS_TOML)
-    grpc_addresses = {
-        name: f"127.0.0.1:{free_port()}" for name in ("intake", "cards", "payouts", "audit")
-    }
-    web = f"127.0.0.1:{free_port()}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SEISAN_")},
-        "SEISAN_VAR_DIR": str(var),
-        "SEISAN_GATEWAY_HTTP_ADDRESS": web,
-        "SEISAN_CARDS_WEBHOOK_PORT": str(free_port()),
-        "SEISAN_PAYOUTS_WEBHOOK_PORT": str(free_port()),
-        "SEISAN_PAYOUTS_STRIPE_LOCAL_PORT": str(free_port()),
-        "SEISAN_PAYOUTS_RAIL_POLL_SECONDS": "0.3",
-        "SEISAN_INTAKE_OCR_THREADS": "1",
-        "SEISAN_METRICS_ADDRESS": "off",  # `seisan up` would pick fixed metrics ports
-        "PYTHONUNBUFFERED": "1",
-        **{f"SEISAN_{n.upper()}_GRPC_ADDRESS": a for n, a in grpc_addresses.items()},
-    }
+    env, grpc_addresses = loopback_env(var, os.environ)
+    env["SEISAN_INTAKE_OCR_THREADS"] = "1"
+    env["SEISAN_METRICS_ADDRESS"] = "off"
+    web = env["SEISAN_GATEWAY_HTTP_ADDRESS"]
     log_path = root / "stack.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(

@@ -17,13 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seisan_shared.bus.natsserver import free_port
 from seisan_shared.cli.health import check_all
-from seisan_shared.stack import GRPC_SERVICES, StackFile, var_dir
+from seisan_shared.stack import GRPC_SERVICES, HTTP_SERVICES, StackFile, var_dir
 
 
 class StackError(Exception):
@@ -37,6 +37,35 @@ class DemoStack:
     var: Path
     log: Path | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+
+def loopback_env(folder: Path, base: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment for ``seisan up --var folder`` with every port a free one on loopback.
+
+    None of `seisan up`'s fixed ports (gRPC 5070x, the gateway's 8080, webhooks, the local
+    Stripe server, metrics) is used, so it runs beside another stack. ``base`` gives the
+    non-Seisan variables (PATH …); its ``SEISAN_*`` ones are dropped. Returns the
+    environment and the gRPC address of each service.
+    """
+    env = {k: v for k, v in base.items() if not k.startswith("SEISAN_")}
+    addresses = {spec.name: f"127.0.0.1:{free_port()}" for spec in GRPC_SERVICES}
+    env.update({spec.env_prefix + "GRPC_ADDRESS": addresses[spec.name] for spec in GRPC_SERVICES})
+    env.update(
+        {spec.env_prefix + "HTTP_ADDRESS": f"127.0.0.1:{free_port()}" for spec in HTTP_SERVICES}
+    )
+    env.update(
+        {
+            "SEISAN_VAR_DIR": str(folder),
+            "SEISAN_TOKENS_FILE": str(folder / "tokens.toml"),
+            "SEISAN_CARDS_WEBHOOK_PORT": str(free_port()),
+            "SEISAN_PAYOUTS_WEBHOOK_PORT": str(free_port()),
+            "SEISAN_PAYOUTS_STRIPE_LOCAL_PORT": str(free_port()),
+            "SEISAN_PAYOUTS_RAIL_POLL_SECONDS": "0.3",
+            "SEISAN_METRICS_ADDRESS": "127.0.0.1:0",  # /metrics on free ports, not up's fixed ones
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env, addresses
 
 
 def _serving(addresses: dict[str, str]) -> bool:
@@ -80,23 +109,7 @@ def demo_stack(var: Path | None, ready_timeout: float = 90.0) -> Iterator[DemoSt
         del os.environ[name]
     folder = Path(tempfile.mkdtemp(prefix="seisan-demo-")) if var is None else var.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEISAN_")}
-    addresses = {}
-    for spec in GRPC_SERVICES:
-        addresses[spec.name] = f"127.0.0.1:{free_port()}"
-        env[spec.env_prefix + "GRPC_ADDRESS"] = addresses[spec.name]
-    env.update(
-        {
-            "SEISAN_VAR_DIR": str(folder),
-            "SEISAN_TOKENS_FILE": str(folder / "tokens.toml"),
-            "SEISAN_CARDS_WEBHOOK_PORT": str(free_port()),
-            "SEISAN_PAYOUTS_WEBHOOK_PORT": str(free_port()),
-            "SEISAN_PAYOUTS_STRIPE_LOCAL_PORT": str(free_port()),
-            "SEISAN_PAYOUTS_RAIL_POLL_SECONDS": "0.3",
-            "SEISAN_METRICS_ADDRESS": "127.0.0.1:0",  # /metrics on free ports, not up's fixed ones
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env, addresses = loopback_env(folder, os.environ)
     log = folder / "stack.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
